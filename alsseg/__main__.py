@@ -1,0 +1,5 @@
+import sys
+
+from alsseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Relaxometry: EPG engine, T2 and T1 models (numpy/scipy only; never torch)."""

@@ -1,0 +1,1 @@
+"""alsseg.synth"""
