@@ -1,9 +1,228 @@
-"""Verbs of this group are registered here (filled in by the owning issue)."""
+"""``alsseg run | cohort | stats | report``: one session, a whole study, its statistics, its report.
+
+Thin wrappers of :mod:`alsseg.pipeline`; numerical libraries (and torch, through the
+segmentation model) are imported inside the handlers only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="lowerleg-unet",
+                   help="segmentation bundle: name under models/ or a path (default: lowerleg-unet)")
+    p.add_argument("--no-t1", action="store_true", help="skip the T1 map even where a T1 series exists")
+    p.add_argument("--erode", type=int, default=1, metavar="VOX",
+                   help="in-plane erosion of each muscle before the T2/FF/T1 statistics (default 1 voxel; 0 = off)")
+    p.add_argument("--max-ff", type=float, default=0.7, metavar="FF",
+                   help="exclude voxels with fat fraction above FF from water T2 (default 0.7; 1 = off)")
+    p.add_argument("--threads", type=int, default=2, help="threads of the voxel fits (default 2)")
+    p.add_argument("--no-figures", action="store_true", help="do not write per-session QC thumbnails")
+    p.add_argument("--slice-profile", metavar="RATIO,TRANSITION",
+                   help="MESE slice profile of your sequence: refocusing/excitation slice-width ratio and "
+                   "erf transition (slice widths), e.g. 1.2,0.12 (default: relax's default profile)")
+
+
+def _options(args, labels_from=None):
+    from alsseg.pipeline import PipelineOptions
+    from alsseg.quant import QuantOptions
+
+    if args.erode < 0:
+        from alsseg.io.errors import InputError
+        raise InputError(None, f"--erode {args.erode}: must be >= 0")
+    max_ff = None if args.max_ff >= 1 else args.max_ff
+    profile = None
+    if args.slice_profile:
+        try:
+            ratio, trans = (float(v) for v in args.slice_profile.split(","))
+        except ValueError:
+            from alsseg.io.errors import InputError
+            raise InputError(None, f"--slice-profile {args.slice_profile!r}: expected RATIO,TRANSITION e.g. 1.2,0.12") from None
+        profile = (ratio, trans)
+    return PipelineOptions(model=args.model, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile,
+                           quant=QuantOptions(erode_voxels=args.erode, max_fat_fraction=max_ff),
+                           figures=not args.no_figures, threads=args.threads)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this group's verbs to the alsseg parser."""
+    """Add ``run``, ``cohort``, ``stats`` and ``report``."""
+    from alsseg.cli import add_quiet
+
+    p = sub.add_parser("run", help="one session: segment → fit T2 (+T1) → per-muscle table → QC figure",
+                       description="Process one session: segment the muscles (or take --labels), fit the "
+                       "two-component EPG water T2 / fat fraction / B1 maps (and T1 where a T1 series exists), "
+                       "quantify per muscle and side, write BIDS derivatives and a QC thumbnail into --out.")
+    p.add_argument("session", help="BIDS session folder (sub-X/ses-Y or its anat folder), a MESE file "
+                   "(4-D NIfTI + sidecar or _echo-N_ file) or a DICOM folder")
+    p.add_argument("--out", required=True, help="derivative folder (created; resumed if made by alsseg from the same source)")
+    p.add_argument("--labels", help="use this label map (on the MESE grid) instead of segmenting")
+    p.add_argument("--t1", help="T1 series (when SESSION is not a BIDS session folder)")
+    p.add_argument("--subject", help="subject id when it cannot be read from the path (sub-XX)")
+    p.add_argument("--session-id", help="session id when it cannot be read from the path (ses-YY)")
+    p.add_argument("--force", action="store_true", help="redo the session even if it is finished")
+    _add_common(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("cohort", help="every session of a BIDS dataset (parallel, resumable, shardable)",
+                       description="Process every session of a BIDS dataset into --out. Finished sessions are "
+                       "skipped (a killed run resumes); a failed session is recorded and the others go on; "
+                       "--shard i/n processes every n-th session starting at the i-th (cluster job arrays). "
+                       "Then `alsseg stats OUT` and `alsseg report OUT`.")
+    c.add_argument("bids_root", help="BIDS dataset root")
+    c.add_argument("--out", help="derivative folder (default BIDS_ROOT/derivatives/alsseg)")
+    c.add_argument("--jobs", type=int, default=1, help="sessions in parallel (processes; default 1)")
+    c.add_argument("--shard", help="i/n: only the i-th of n shares of the sessions (1-based)")
+    c.add_argument("--labels-from", metavar="DERIVATIVE",
+                   help="take label maps from BIDS_ROOT/derivatives/DERIVATIVE (e.g. groundtruth) instead of segmenting")
+    c.add_argument("--no-stats", action="store_true", help="do not run stats + report at the end")
+    _add_common(c)
+    add_quiet(c)
+    c.set_defaults(func=cmd_cohort)
+
+    s = sub.add_parser("stats", help="statistics of a processed cohort against groups and motor measures",
+                       description="Collect the per-session tables of OUT and compute: patients vs controls "
+                       "(Welch, Mann–Whitney, Hedges g), correlations with MVIC / CMAP (Pearson, Spearman, CI), "
+                       "correlation of the change between visits, abnormal-muscle counts (z > 2), BH-FDR, and "
+                       "mixed models. Writes OUT/group/stats_*.tsv.")
+    s.add_argument("out", help="derivative folder written by `alsseg cohort`")
+    s.add_argument("--bids", help="source BIDS root (default: the one recorded in OUT)")
+    s.add_argument("--motor", help="motor table to use instead of BIDS_ROOT/phenotype/motor.tsv")
+    s.add_argument("--no-mixed", action="store_true", help="skip the mixed models (faster)")
+    add_quiet(s)
+    s.set_defaults(func=cmd_stats)
+
+    r = sub.add_parser("report", help="self-contained HTML report of a processed cohort",
+                       description="Write OUT/group/report.html: cohort table, box plots, scatter plots with "
+                       "fit lines, change plots, abnormal-muscle counts, QC findings, per-session thumbnails.")
+    r.add_argument("out", help="derivative folder written by `alsseg cohort`")
+    r.add_argument("--bids", help="source BIDS root (default: the one recorded in OUT)")
+    add_quiet(r)
+    r.set_defaults(func=cmd_report)
+
+
+# ------------------------------------------------------------------------------------ handlers
+def session_job(path: str, labels=None, t1=None, subject=None, session=None):
+    """(job, source_root) for ``alsseg run``'s SESSION argument."""
+    import re
+
+    from alsseg.io.errors import InputError
+    from alsseg.pipeline import SessionJob
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    anat = None
+    if p.is_dir() and (p / "anat").is_dir():
+        anat = p / "anat"
+    elif p.is_dir() and p.name == "anat":
+        anat = p
+    parts = [q.name for q in ([p] + list(p.parents))]
+    sub = subject or next((n for n in parts if re.fullmatch(r"sub-[A-Za-z0-9]+", n)), None)
+    ses = session or next((n for n in parts if re.fullmatch(r"ses-[A-Za-z0-9]+", n)), None)
+    if anat is not None:
+        from alsseg.io.bids import find_session_inputs
+
+        s = find_session_inputs(anat, sub or "sub-unknown", ses)
+        if s.mese is None:
+            raise InputError(anat, "no MESE series in this session folder")
+        job = SessionJob(sub or "sub-unknown", ses, s.mese_path(), Path(t1) if t1 else s.t1_path(),
+                         s.t1_kind, Path(labels) if labels else None)
+    else:
+        if sub is None:
+            from alsseg.io.series import parse_bids_name
+
+            ents, _ = parse_bids_name(p) if p.is_file() else ({}, "")
+            sub = f"sub-{ents['sub']}" if "sub" in ents else "sub-" + (re.sub(r"[^A-Za-z0-9]", "", p.name.split(".")[0]) or "x")
+            if ses is None and "ses" in ents:
+                ses = f"ses-{ents['ses']}"
+        job = SessionJob(sub, ses, p, Path(t1) if t1 else None, None, Path(labels) if labels else None)
+    root = next((q.parent for q in [p] + list(p.parents) if q.name == job.subject), None)
+    return job, (root if root is not None else p.parent if p.is_file() else p)
+
+
+def cmd_run(args) -> int:
+    from alsseg import pipeline
+
+    job, root = session_job(args.session, args.labels, args.t1, args.subject, args.session_id)
+    opts = _options(args)
+    out = Path(args.out)
+    pipeline.prepare_output(out, str(Path(root).resolve()), opts)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=6, desc=job.name, disable=args.quiet, bar_format="{desc}: {n}/{total} stages [{elapsed}] {postfix}")
+
+    def stage(name):
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    res = pipeline.run_session(job, out, opts, stage=stage, force=args.force)
+    bar.close()
+    if res.status == "failed":
+        print(f"alsseg: error: {job.name}: {res.error}", file=sys.stderr)
+        return 2 if res.input_error else 1
+    if not args.quiet:
+        import pandas as pd
+
+        if res.status == "skipped":
+            print(f"{job.name}: already finished in {out} (use --force to redo)")
+        tsv = pipeline._bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
+        t = pd.read_csv(tsv, sep="\t", na_values="n/a")
+        cols = ["muscle", "side", "volume_ml", "t2_water_ms", "fat_fraction", "b1", "t1_ms", "good_fit_fraction", "cut_fov"]
+        print(t[[c for c in cols if c in t]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(f"{job.name}: {res.status} in {res.seconds:.1f} s → {tsv}")
+    return 0
+
+
+def cmd_cohort(args) -> int:
+    from alsseg import pipeline
+
+    out = Path(args.out) if args.out else Path(args.bids_root) / "derivatives" / "alsseg"
+    opts = _options(args, labels_from=args.labels_from)
+    res = pipeline.run_cohort(args.bids_root, out, opts, jobs=args.jobs,
+                              shard=pipeline.parse_shard(args.shard), quiet=args.quiet)
+    n = {k: sum(r.status == k for r in res) for k in ("done", "skipped", "failed")}
+    for r in res:
+        if r.status == "failed":
+            print(f"alsseg: {r.name}: failed: {r.error}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(res)} session(s): {n['done']} done, {n['skipped']} already finished, {n['failed']} failed → {out}")
+    if not args.no_stats and args.shard is None:
+        _, status = pipeline.collect_tables(out)
+        if (status["status"] == "done").any():
+            html = pipeline.run_report(out, args.bids_root)
+            if not args.quiet:
+                print(f"statistics: {out / pipeline.GROUP_DIR}/stats_*.tsv; report: {html}")
+    return 1 if n["failed"] and not (n["done"] or n["skipped"]) else 0
+
+
+def cmd_stats(args) -> int:
+    from alsseg import pipeline, stats
+
+    res = pipeline.run_stats(args.out, args.bids, args.motor, stats.StatsOptions(mixed_model=not args.no_mixed))
+    if not args.quiet:
+        gc = res["group_comparison"]
+        key = gc[gc["muscle"].isin(["TA", "anterior", "all"])]
+        cols = ["measure", "muscle", "n_patients", "n_controls", "difference", "welch_p", "hedges_g"]
+        print("patients vs controls (subject means, baseline):")
+        print(key[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        if "motor_correlation" in res:
+            mc = res["motor_correlation"]
+            mc = mc[(mc["population"] == "all") & mc["muscle"].isin(["anterior"])]
+            print("\ncorrelation with motor measures (anterior compartment, subject means, baseline):")
+            print(mc[["measure", "motor", "n", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p"]]
+                  .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(f"\ntables: {Path(args.out) / pipeline.GROUP_DIR}/stats_*.tsv")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from alsseg import pipeline
+
+    html = pipeline.run_report(args.out, args.bids)
+    if not args.quiet:
+        print(html)
+    return 0

@@ -1,9 +1,266 @@
-"""Verbs of this group are registered here (filled in by the owning issue)."""
+"""Segmentation verbs: ``dataset``, ``train``, ``segment``, ``evaluate``, ``export``, ``models``.
+
+Thin wrappers of :mod:`alsseg.seg`; torch and MONAI are imported inside the handlers only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this group's verbs to the alsseg parser."""
+    """Add the segmentation verbs to the alsseg parser."""
+    from alsseg.cli import add_quiet
+
+    p = sub.add_parser("dataset", help="build a training dataset (nnU-Net v2 raw layout)",
+                       description="Write DIR/dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz "
+                       "(side-agnostic muscle classes, ignore label for unannotated voxels) and a fixed "
+                       "splits_final.json, from the synthetic generator or a BIDS dataset with label maps.")
+    p.add_argument("--out", required=True, help="new dataset folder, e.g. Dataset501_LowerLeg")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic subjects (alsseg.synth)")
+    src.add_argument("--bids", metavar="ROOT", help="BIDS dataset with derivatives/<labels-from>/…_dseg.nii.gz")
+    p.add_argument("--seed", type=int, default=0, help="first synthetic subject seed (default 0)")
+    p.add_argument("--contrasts", default="random",
+                   help="synthetic: comma-separated contrasts rendered per subject (default random; see "
+                   "alsseg.synth: mese_e1, mese_late, t1w, dixon_water, dixon_fat, dwi_b0, random)")
+    p.add_argument("--grids-per-subject", type=int, default=2,
+                   help="synthetic: random acquisition grids per subject (contrasts spread over them)")
+    p.add_argument("--als-fraction", type=float, default=0.5,
+                   help="synthetic: fraction of subjects with ALS-like atrophy / fat / oedema")
+    p.add_argument("--workers", type=int, default=1, help="synthetic: parallel rendering processes")
+    p.add_argument("--image", default="mese", choices=("mese", "anat"), help="BIDS: image to pair with labels")
+    p.add_argument("--labels-from", default="groundtruth", help="BIDS: derivative folder of the label maps")
+    p.add_argument("--sparse-every", type=int, metavar="N", help="keep every N-th slice annotated (others ignored)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of subjects for validation")
+    add_quiet(p)
+    p.set_defaults(func=run_dataset)
+
+    t = sub.add_parser("train", help="train (or fine-tune) a U-Net from a YAML recipe",
+                       description="Train from a recipe on a dataset; checkpoints, CSV and TensorBoard logs "
+                       "in RUN. Also runs under torchrun (DistributedDataParallel).")
+    t.add_argument("--recipe", required=True, help="YAML recipe (see training/)")
+    t.add_argument("--data", required=True, help="dataset folder (alsseg dataset / nnU-Net raw layout)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--init", metavar="MODEL", help="start from a bundle (name or path): fine-tuning")
+    t.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    add_quiet(t)
+    t.set_defaults(func=run_train)
+
+    s = sub.add_parser("segment", help="segment images with a model bundle",
+                       description="Label map (right 1-7, left 11-17) on each input's grid, written as "
+                       "OUT/<name>_desc-muscles_dseg.nii.gz with OUT/dseg.tsv. Inputs: 3-D NIfTI, 4-D MESE "
+                       "NIfTI (the model's echo is used), or a DICOM folder. The model is loaded once.")
+    s.add_argument("images", nargs="+", help="NIfTI files or DICOM folders")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--model", default="lowerleg-unet", help="bundle name or path (default lowerleg-unet)")
+    s.add_argument("--probabilities", action="store_true", help="also write _desc-muscles_probseg (4-D)")
+    s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
+    add_quiet(s)
+    s.set_defaults(func=run_segment)
+
+    e = sub.add_parser("evaluate", help="Dice, HD95 and volume error per muscle and side (TSV)")
+    e.add_argument("pred", help="predicted label map")
+    e.add_argument("gt", help="ground-truth label map (same grid)")
+    e.add_argument("--out", help="write the TSV here (default: stdout)")
+    e.set_defaults(func=run_evaluate)
+
+    x = sub.add_parser("export", help="write a model bundle from a training run",
+                       description="models/NAME/: configs/metadata.json (version, changelog, label names, "
+                       "input spec, sha256), models/model.pt (weights only), docs/README.md (model card).")
+    x.add_argument("run", help="training run folder")
+    x.add_argument("--name", required=True, help="bundle name")
+    x.add_argument("--out", help="bundle folder (default models/NAME)")
+    x.add_argument("--version", default="0.1.0")
+    x.add_argument("--changelog", default="first release")
+    x.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    x.add_argument("--card", help="model card markdown file to ship as docs/README.md")
+    x.set_defaults(func=run_export)
+
+    m = sub.add_parser("models", help="list the model bundles that ship with alsseg")
+    m.add_argument("--verify", action="store_true", help="check each bundle's sha256")
+    m.set_defaults(func=run_models)
+
+
+def run_dataset(args) -> int:
+    from alsseg.io.errors import InputError
+    from alsseg.seg.dataset import write_dataset
+    from alsseg.seg.sources import bids_cases, synthetic_cases
+
+    if args.sparse_every is not None and args.sparse_every < 1:
+        raise InputError(None, "--sparse-every must be >= 1")
+    if not 0 <= args.val_fraction < 1:
+        raise InputError(None, "--val-fraction must be in [0, 1)")
+    out = Path(args.out)
+    if (out / "dataset.json").exists():
+        raise InputError(out, "already holds a dataset.json; choose a new folder")
+    if args.synthetic is not None:
+        if args.synthetic < 1:
+            raise InputError(None, "--synthetic needs at least 1 subject")
+        contrasts = [c.strip() for c in args.contrasts.split(",") if c.strip()]
+        cases = synthetic_cases(range(args.seed, args.seed + args.synthetic), contrasts,
+                                grids_per_subject=args.grids_per_subject, als_fraction=args.als_fraction,
+                                workers=args.workers)
+        extra = {"source": "alsseg.synth", "seeds": [args.seed, args.seed + args.synthetic - 1],
+                 "contrasts": contrasts, "grids_per_subject": args.grids_per_subject,
+                 "als_fraction": args.als_fraction}
+    else:
+        cases = bids_cases(args.bids, image=args.image, labels_from=args.labels_from)
+        extra = {"source": str(Path(args.bids).resolve()), "image": args.image}
+    # build into a temporary sibling, then rename: nothing half-written under the final name
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_dataset(tmp / "ds", cases, val_fraction=args.val_fraction, seed=args.seed,
+                      sparse_every=args.sparse_every, extra=extra, progress=not args.quiet)
+        if out.exists():
+            if any(out.iterdir()):
+                raise InputError(out, "exists and is not empty")
+            out.rmdir()
+        (tmp / "ds").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not args.quiet:
+        print(f"dataset written to {out}")
+    return 0
+
+
+def run_train(args) -> int:
+    from alsseg.seg.recipe import load_recipe
+    from alsseg.seg.train import train
+
+    recipe = load_recipe(args.recipe)
+    best = train(recipe, args.data, args.out, init=args.init, resume=args.resume, quiet=args.quiet,
+                 recipe_path=args.recipe)
+    if not args.quiet:
+        print(f"best mean validation Dice {best.get('mean_dice', float('nan')):.4f} "
+              f"(iteration {best.get('iteration', '-')}); run in {args.out}")
+    return 0
+
+
+def _load_input(path: str, echo_index: int):
+    """A NIfTI file (3-D/4-D) or a DICOM folder → Image."""
+    from alsseg.io.errors import InputError
+    from alsseg.io.nifti import load_nifti
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    if p.is_dir():
+        from alsseg.io.series import load_mese
+
+        try:
+            return load_mese(p).image
+        except InputError:
+            from alsseg.io.series import load_anatomical
+
+            return load_anatomical(p)
+    return load_nifti(p, ndim=(2, 3, 4))
+
+
+def output_name(path: str) -> str:
+    """``sub-01_ses-01_echo-1_MESE.nii.gz`` → ``sub-01_ses-01_echo-1_MESE`` (folder: its name)."""
+    name = Path(path).name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def run_segment(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from alsseg.io.atomic import refuse_overwrite_of_inputs, write_text_atomic
+    from alsseg.io.errors import InputError
+    from alsseg.io.nifti import save_nifti
+    from alsseg.labels import dseg_tsv
+    from alsseg.seg.infer import Segmenter
+
+    out = Path(args.out)
+    names = [output_name(p) for p in args.images]
+    if len(set(names)) != len(names):
+        raise InputError(None, "two inputs share a name; their outputs would collide")
+    targets = [out / f"{n}_desc-muscles_dseg.nii.gz" for n in names]
+    refuse_overwrite_of_inputs(targets, args.images)
+    device = None
+    if args.device:
+        import torch
+
+        device = torch.device(args.device)
+    seg = Segmenter.from_bundle(args.model, device=device)
+    for path in tqdm(args.images, desc="segment", unit="image", disable=args.quiet or len(args.images) < 2):
+        img = _load_input(path, seg.preprocess.echo_index)
+        if img.data.ndim == 2:
+            raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
+        labels, probs = seg.predict_full(img, probabilities=args.probabilities, single_leg_side=args.side)
+        n = output_name(path)
+        save_nifti(labels, out / f"{n}_desc-muscles_dseg.nii.gz", dtype=np.uint8)
+        if probs is not None:
+            save_nifti(probs, out / f"{n}_desc-muscles_probseg.nii.gz", dtype=np.float32)
+        if not args.quiet:
+            found = len(set(np.unique(labels.data).tolist()) - {0})
+            print(f"{path}: {found} labels -> {out / f'{n}_desc-muscles_dseg.nii.gz'}", file=sys.stderr)
+    write_text_atomic(out / "dseg.tsv", dseg_tsv(seg.anatomy))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from alsseg.io.atomic import write_text_atomic
+    from alsseg.io.nifti import load_nifti
+    from alsseg.seg.evaluate import evaluate_labels, rows_to_tsv
+
+    pred = load_nifti(args.pred, ndim=3, dtype=None)
+    gt = load_nifti(args.gt, ndim=3, dtype=None)
+    text = rows_to_tsv(evaluate_labels(pred, gt))
+    if args.out:
+        write_text_atomic(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_export(args) -> int:
+    from alsseg.io.errors import InputError
+    from alsseg.seg.bundle import MODELS_DIR, export_bundle
+
+    card = None
+    if args.card:
+        if not Path(args.card).is_file():
+            raise InputError(args.card, "no such model card file")
+        card = Path(args.card).read_text()
+    out = Path(args.out) if args.out else MODELS_DIR / args.name
+    export_bundle(args.run, out, name=args.name, version=args.version, changelog=args.changelog,
+                  checkpoint=args.checkpoint, model_card=card)
+    print(f"bundle written to {out}")
+    return 0
+
+
+def run_models(args) -> int:
+    import json
+
+    from alsseg.seg.bundle import MODELS_DIR, WEIGHTS, list_bundles, sha256_of
+
+    names = list_bundles()
+    if not names:
+        print(f"no bundles in {MODELS_DIR}")
+        return 0
+    print("name\tversion\tweights_mb\tlabels\tinput\tsha256")
+    for n in names:
+        meta = json.loads((MODELS_DIR / n / "configs" / "metadata.json").read_text())
+        w = MODELS_DIR / n / WEIGHTS
+        mb = w.stat().st_size / 1e6 if w.is_file() else float("nan")
+        sha = meta.get("sha256", {}).get(WEIGHTS, "")
+        status = sha[:12]
+        if args.verify:
+            status += " ok" if w.is_file() and sha256_of(w) == sha else " MISMATCH"
+        fmt = meta.get("alsseg", {}).get("preprocess", {})
+        inp = f"{fmt.get('target_spacing_mm')} mm, echo {fmt.get('echo_index', 0) + 1}"
+        print(f"{n}\t{meta.get('version')}\t{mb:.1f}\t{len(meta.get('label_names', {}))}\t{inp}\t{status}")
+    return 0

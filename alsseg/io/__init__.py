@@ -1,10 +1,45 @@
-"""Input and output: NIfTI, DICOM, BIDS; validation; atomic writes."""
+"""Input and output: NIfTI, DICOM, BIDS; validation; atomic writes.
 
-from alsseg.io.atomic import atomic_path, refuse_overwrite_of_inputs, write_bytes_atomic, write_text_atomic
-from alsseg.io.errors import InputError
-from alsseg.io.nifti import Image, load_nifti, require_same_grid, same_grid, save_nifti
+Names are imported on first use (PEP 562), so ``import alsseg.io.errors`` — which the CLI does
+before any verb runs — pulls in neither numpy, nibabel, pydicom nor pandas, and
+``alsseg --help`` stays instant. ``from alsseg.io import load_mese`` works as usual.
 
-__all__ = [
-    "Image", "InputError", "atomic_path", "load_nifti", "refuse_overwrite_of_inputs",
-    "require_same_grid", "same_grid", "save_nifti", "write_bytes_atomic", "write_text_atomic",
-]
+Modules: :mod:`~alsseg.io.nifti` (Image, NIfTI), :mod:`~alsseg.io.series` (MESE / T1 series,
+BIDS names, sidecars, writers), :mod:`~alsseg.io.dicom` (DICOM folders), :mod:`~alsseg.io.bids`
+(datasets, participants, motor table), :mod:`~alsseg.io.validate` (checks),
+:mod:`~alsseg.io.convert` (DICOM → NIfTI), :mod:`~alsseg.io.summary` (``alsseg info``),
+:mod:`~alsseg.io.atomic`, :mod:`~alsseg.io.errors`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "alsseg.io.atomic": ("atomic_path", "refuse_overwrite_of_inputs", "write_bytes_atomic", "write_text_atomic"),
+    "alsseg.io.errors": ("InputError",),
+    "alsseg.io.nifti": ("Image", "load_nifti", "require_same_grid", "same_grid", "save_nifti"),
+    "alsseg.io.series": ("MeseSeries", "T1Series", "bids_path", "load_anatomical", "load_mese", "load_t1_series",
+                         "parse_bids_name", "read_sidecar", "sidecar_path", "write_mese_bids", "write_sidecar",
+                         "write_t1_bids", "write_volumes", "mese_from_dicom", "t1_from_dicom"),
+    "alsseg.io.validate": ("InputWarning", "check_echo_times", "check_voxels", "check_ndim", "check_outputs",
+                           "times_to_ms"),
+    "alsseg.io.bids": ("BidsDataset", "Session", "read_motor_table", "read_participants", "find_session_inputs"),
+    "alsseg.io.dicom": ("DicomVolumes", "read_dicom_series", "list_series"),
+    "alsseg.io.convert": ("convert_dicom",),
+    "alsseg.io.summary": ("describe", "format_description"),
+}
+_LAZY = {name: mod for mod, names in _WHERE.items() for name in names}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'alsseg.io' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -59,6 +59,61 @@ class SliceProfile:
         return cls(rect(1.0), rect(refocus_width_ratio), w)
 
 
+    @classmethod
+    def sinc_pulses(cls, tbw_excite: float = 2.0, tbw_refocus: float = 2.0,
+                    refocus_width_ratio: float = 1.2, n_positions: int = 32,
+                    extent: float = 1.5, refocus_from_90: bool = False) -> "SliceProfile":
+        """Profiles of Hanning-windowed sinc pulses, by Bloch (spinor) simulation.
+
+        Each pulse ``b(t) = hann(t) · sinc(TBW · t)`` on ``t ∈ [−½, ½]`` is simulated with the
+        hard-pulse approximation at its nominal angle (90° excitation, 180° refocusing) under the
+        slice-select gradient; the flip angle at each position is ``2·asin|β|`` (Cayley–Klein
+        parameter β of the whole pulse), divided by the nominal angle. A position ``z`` (in
+        excitation slice widths, the slice edge at ``z = ½``) sees the frequency offset
+        ``z · TBW_exc`` for the excitation and ``z · TBW_ref / ratio`` for the refocusing pulse, so
+        the refocused slab is ``refocus_width_ratio`` times wider.
+
+        Args:
+            tbw_excite, tbw_refocus: time-bandwidth products of the two pulses.
+            refocus_width_ratio: refocusing slice width / excitation slice width.
+            n_positions: quadrature points over the half-range ``z ∈ [0, extent]``.
+            extent: half-range of ``z`` integrated, in slice widths.
+            refocus_from_90: approximate the refocusing profile by twice the flip-angle profile of
+                the same pulse scaled to 90° (the approximation of MyoQMRI) instead of simulating
+                it at 180°.
+        """
+        z = (np.arange(n_positions) + 0.5) * extent / n_positions
+        exc = _sinc_flip_profile(tbw_excite, np.pi / 2, z * tbw_excite) / (np.pi / 2)
+        nominal = np.pi / 2 if refocus_from_90 else np.pi
+        ref = _sinc_flip_profile(tbw_refocus, nominal, z * tbw_refocus / refocus_width_ratio) / nominal
+        return cls(exc, ref, np.full(n_positions, 1.0 / n_positions))
+
+
+def _sinc_flip_profile(tbw: float, flip_rad: float, offsets_cycles: np.ndarray,
+                       n_steps: int = 256) -> np.ndarray:
+    """Flip angle (rad) of a Hanning-windowed sinc pulse of unit duration at frequency offsets.
+
+    Args:
+        tbw: time-bandwidth product.
+        flip_rad: on-resonance flip angle the pulse is scaled to.
+        offsets_cycles: ``(P,)`` off-resonance in cycles per pulse duration.
+        n_steps: hard-pulse segments.
+    """
+    t = (np.arange(n_steps) + 0.5) / n_steps - 0.5
+    shape = np.hanning(n_steps + 2)[1:-1] * np.sinc(tbw * t)
+    b = shape * flip_rad / shape.sum()                       # rotation per step on resonance, rad
+    dw = 2 * np.pi * np.asarray(offsets_cycles, float) / n_steps  # precession per step, rad
+    a_tot = np.ones(dw.shape, complex)
+    b_tot = np.zeros(dw.shape, complex)
+    for bk in b:
+        phi = np.sqrt(bk * bk + dw * dw)
+        s = np.where(phi > 0, np.sin(phi / 2) / np.where(phi > 0, phi, 1.0), 0.5)
+        ak = np.cos(phi / 2) - 1j * dw * s
+        bkk = -1j * bk * s
+        a_tot, b_tot = ak * a_tot - np.conj(bkk) * b_tot, bkk * a_tot + np.conj(ak) * b_tot
+    return 2 * np.arcsin(np.clip(np.abs(b_tot), 0.0, 1.0))
+
+
 def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
                 refocus_deg: float = 180.0, excite_deg: float = 90.0,
                 profile: SliceProfile | None = None) -> np.ndarray:
@@ -85,45 +140,59 @@ def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
     ex = np.deg2rad(excite_deg) * np.outer(b1.ravel(), profile.excitation).ravel()
     rf = np.deg2rad(refocus_deg) * np.outer(b1.ravel(), profile.refocusing).ravel()
     sig = _cpmg_core(t2b, t1b, ex, rf, echo_spacing_ms, n_echoes)
-    return (sig.reshape(B, P, n_echoes) * profile.weights[None, :, None]).sum(axis=1)
+    # the receiver sums the complex echoes of all positions across the slice
+    return np.abs((sig.reshape(B, P, n_echoes) * profile.weights[None, :, None]).sum(axis=1))
 
 
-def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes) -> np.ndarray:
-    """Unprofiled EPG: ``(N,)`` inputs → ``(N, n_echoes)`` echo magnitudes."""
+def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096) -> np.ndarray:
+    """Unprofiled EPG: ``(N,)`` inputs → ``(N, n_echoes)`` complex echoes ``F+_0``.
+
+    States are stored order-major (``(K, n)`` arrays) so that the dephasing shift is a row copy;
+    the batch is processed in chunks of ``chunk`` populations to stay in cache.
+    Each echo interval: relax + shift (τ = ESP/2), refocusing rotation (Weigel's
+    ``T(α, φ=0)``), relax + shift (τ), read ``|F+_0|``.
+    """
     N = t2.size
+    out = np.empty((N, n_echoes), complex)
     K = n_echoes + 2  # highest order that can still refocus by the last echo, plus margin
-    fp = np.zeros((N, K), complex)
-    fm = np.zeros((N, K), complex)
-    z = np.zeros((N, K), complex)
-    # excitation about x (phase 90°) of equilibrium Mz = 1
-    fp[:, 0] = np.sin(excite_rad)
-    fm[:, 0] = np.sin(excite_rad)
-    z[:, 0] = np.cos(excite_rad)
     tau = esp / 2.0
-    e2 = np.exp(-tau / t2)[:, None]
-    e1 = np.exp(-tau / t1)[:, None]
-    c2 = np.cos(refocus_rad / 2)[:, None] ** 2
-    s2 = np.sin(refocus_rad / 2)[:, None] ** 2
-    sa = np.sin(refocus_rad)[:, None]
-    ca = np.cos(refocus_rad)[:, None]
-    out = np.empty((N, n_echoes))
+    for start in range(0, N, chunk):
+        sl = slice(start, min(N, start + chunk))
+        n = sl.stop - sl.start
+        e2 = np.exp(-tau / t2[sl])
+        e1 = np.exp(-tau / t1[sl])
+        r1 = 1.0 - e1
+        a = refocus_rad[sl]
+        c2 = np.cos(a / 2) ** 2
+        s2 = np.sin(a / 2) ** 2
+        ca = np.cos(a)
+        isa = 1j * np.sin(a)
+        hsa = 0.5 * isa
+        fp = np.zeros((K, n), complex)
+        fm = np.zeros((K, n), complex)
+        z = np.zeros((K, n), complex)
+        # excitation of equilibrium Mz = 1 (magnetisation along the refocusing axis: CPMG)
+        fp[0] = np.sin(excite_rad[sl])
+        fm[0] = fp[0]
+        z[0] = np.cos(excite_rad[sl])
 
-    def relax_shift(fp, fm, z):
-        fp = fp * e2
-        fm = fm * e2
-        z = z * e1
-        z[:, 0] += (1 - e1[:, 0])
-        fp = np.concatenate([np.zeros((N, 1), complex), fp[:, :-1]], axis=1)
-        fm = np.concatenate([fm[:, 1:], np.zeros((N, 1), complex)], axis=1)
-        fp[:, 0] = np.conj(fm[:, 0])
-        return fp, fm, z
+        def relax_shift(fp, fm, z):
+            fp *= e2
+            fm *= e2
+            z *= e1
+            z[0] += r1
+            fp[1:] = fp[:-1].copy()
+            fm[:-1] = fm[1:].copy()
+            fm[-1] = 0
+            fp[0] = np.conj(fm[0])
 
-    for n in range(n_echoes):
-        fp, fm, z = relax_shift(fp, fm, z)
-        # refocusing about y (phase 0): Weigel's T(alpha, phi=0)
-        fp, fm, z = (c2 * fp + s2 * fm - 1j * sa * z,
-                     s2 * fp + c2 * fm + 1j * sa * z,
-                     -0.5j * sa * fp + 0.5j * sa * fm + ca * z)
-        fp, fm, z = relax_shift(fp, fm, z)
-        out[:, n] = np.abs(fp[:, 0])
+        for e in range(n_echoes):
+            relax_shift(fp, fm, z)
+            dz = isa * z
+            nfp = c2 * fp + s2 * fm - dz
+            nfm = s2 * fp + c2 * fm + dz
+            z = hsa * (fm - fp) + ca * z
+            fp, fm = nfp, nfm
+            relax_shift(fp, fm, z)
+            out[sl, e] = fp[0]
     return out

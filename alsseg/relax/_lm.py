@@ -1,0 +1,121 @@
+"""Batched, bound-constrained Levenberg–Marquardt and grid search with closed-form amplitudes.
+
+Private helpers shared by the T2 and T1 models: every voxel is an independent small problem and
+all voxels are iterated together with numpy (no Python loop over voxels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+               n_iter: int = 8, lam0: float = 1e-3, tol: float = 1e-7, step_tol: float = 1e-5,
+               aux: np.ndarray | None = None):
+    """Minimise ``Σ (y − f(p))²`` independently for ``N`` problems.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(p) -> (model, jac)`` with ``p (N, P)``, ``model (N, M)``, ``jac (N, M, P)``.
+    p0 : (N, P) ndarray
+        Starting parameters (clipped into the bounds).
+    y : (N, M) ndarray
+        Data.
+    lower, upper : (P,) or (N, P) ndarray
+        Box bounds; steps are projected onto them.
+    n_iter : int
+        Maximum iterations.
+    lam0 : float
+        Initial Marquardt damping (relative to the diagonal of ``JᵀJ``).
+    tol : float
+        A problem has converged once an accepted step decreases its cost by less than ``tol``
+        (relative) or moves no parameter by more than ``step_tol``.
+    step_tol : float
+        See ``tol`` (parameter units).
+    aux : (N, ...) ndarray, optional
+        Per-problem constants; when given ``fun(p, aux_rows)`` receives the rows of the
+        problems it evaluates.
+
+    Returns
+    -------
+    p : (N, P) ndarray
+    cost : (N,) ndarray
+        Final sum of squared residuals.
+    converged : (N,) bool ndarray
+        Last accepted step decreased the cost by less than ``tol`` (relative) or the step vanished.
+    """
+    p = np.clip(p0, lower, upper)
+    n, P = p.shape
+    if aux is not None:
+        fun_all = fun
+        fun = lambda q, rows=None: fun_all(q, aux if rows is None else aux[rows])  # noqa: E731
+    lower = np.broadcast_to(lower, p.shape)
+    upper = np.broadcast_to(upper, p.shape)
+    m, jac = fun(p)
+    res = y - m
+    cost = np.einsum("nm,nm->n", res, res)
+    lam = np.full(n, lam0)
+    converged = np.zeros(n, bool)
+    eye = np.eye(P)
+    act = np.arange(n)  # problems still iterating; arrays below are restricted to them
+    a_p, a_res, a_jac, a_cost, a_lam, a_y = p.copy(), res, jac, cost.copy(), lam, y
+    for _ in range(n_iter):
+        jt = a_jac.transpose(0, 2, 1)
+        jtj = jt @ a_jac
+        g = (jt @ a_res[:, :, None])[:, :, 0]
+        diag = np.einsum("nii->ni", jtj)
+        damp = a_lam[:, None] * diag + 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-30)
+        step = np.linalg.solve(jtj + damp[:, :, None] * eye, g[:, :, None])[:, :, 0]
+        step = np.where(np.isfinite(step), step, 0.0)
+        trial = np.clip(a_p + step, lower[act], upper[act])
+        m_t, jac_t = fun(trial, act) if aux is not None else fun(trial)
+        res_t = a_y - m_t
+        cost_t = np.einsum("nm,nm->n", res_t, res_t)
+        accept = cost_t < a_cost
+        gain = np.where(accept, (a_cost - cost_t) / np.maximum(a_cost, 1e-300), 0.0)
+        small_step = np.abs(trial - a_p).max(axis=1) < step_tol
+        done = (accept & ((gain < tol) | small_step | (cost_t < 1e-24))) | (~accept & (a_lam > 1e4))
+        a_p = np.where(accept[:, None], trial, a_p)
+        a_res = np.where(accept[:, None], res_t, a_res)
+        a_jac = np.where(accept[:, None, None], jac_t, a_jac)
+        a_cost = np.where(accept, cost_t, a_cost)
+        a_lam = np.where(accept, a_lam * 0.2, a_lam * 10.0)
+        p[act] = a_p
+        cost[act] = a_cost
+        converged[act] |= done
+        keep = ~converged[act]
+        if not keep.any():
+            break
+        if keep.mean() < 0.8:  # shrink the active set
+            act = act[keep]
+            a_p, a_res, a_jac, a_cost, a_lam = a_p[keep], a_res[keep], a_jac[keep], a_cost[keep], a_lam[keep]
+            a_y = a_y[keep]
+    return p, cost, converged
+
+
+def orthonormal_pairs(a: np.ndarray, b: np.ndarray | None):
+    """Orthonormalise each atom's basis: ``a (J, M)`` and optional ``b (J, M)`` → ``q1, q2``.
+
+    ``q1 = a/|a|``; ``q2`` = the part of ``b`` orthogonal to ``a``, normalised (zero if none).
+    The squared projection of data onto ``span(a_j, b_j)`` is ``(y·q1_j)² + (y·q2_j)²``.
+    """
+    q1 = a / np.linalg.norm(a, axis=1, keepdims=True)
+    if b is None:
+        return q1, None
+    b_perp = b - np.sum(b * q1, axis=1, keepdims=True) * q1
+    nb = np.linalg.norm(b_perp, axis=1, keepdims=True)
+    q2 = np.where(nb > 1e-12, b_perp / np.maximum(nb, 1e-300), 0.0)
+    return q1, q2
+
+
+def parabolic_peak(e: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Sub-grid offset (−0.5…0.5) of the maximum of ``e (N, J)`` near index ``j`` by a parabola."""
+    J = e.shape[1]
+    jc = np.clip(j, 1, J - 2)
+    rows = np.arange(e.shape[0])
+    em, e0, ep = e[rows, jc - 1], e[rows, jc], e[rows, jc + 1]
+    den = em - 2 * e0 + ep
+    off = np.where(den < 0, 0.5 * (em - ep) / np.where(den < 0, den, -1.0), 0.0)
+    inside = (j > 0) & (j < J - 1)
+    return np.where(inside, j + np.clip(off, -0.5, 0.5), j).astype(float)

@@ -1,0 +1,223 @@
+"""Model bundles (MONAI bundle layout) and their safe loading.
+
+::
+
+    models/NAME/
+      configs/metadata.json   version, changelog, network_data_format, label names, input spec,
+                              "sha256" of the weights, and an "alsseg" block (preprocessing,
+                              network, patch size, anatomy, recipe) — everything needed to predict
+      models/model.pt         a plain state_dict (tensors only), read with weights_only=True
+      docs/README.md          the model card
+
+Loading checks the weights' sha256 against ``metadata.json`` and refuses pickled Python
+objects (``torch.load(..., weights_only=True)``), raising :class:`InputError` either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+from alsseg.io.atomic import atomic_path, write_text_atomic
+from alsseg.io.errors import InputError
+from alsseg.labels import load_anatomy
+from alsseg.seg.recipe import NetworkConfig, PreprocessConfig, recipe_from_dict
+
+#: where shipped bundles live (the repository's ``models/`` folder).
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "lowerleg-unet"
+WEIGHTS = "models/model.pt"
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_bundle(name_or_path: str | Path) -> Path:
+    """A bundle folder from a path or a shipped name.
+
+    Raises:
+        InputError: neither a folder with ``configs/metadata.json`` nor a shipped name.
+    """
+    p = Path(name_or_path)
+    for cand in (p, MODELS_DIR / str(name_or_path)):
+        if (cand / "configs" / "metadata.json").is_file():
+            return cand
+    shipped = ", ".join(list_bundles()) or "none"
+    raise InputError(p, f"no such model bundle (shipped: {shipped})")
+
+
+def list_bundles(models_dir: Path = MODELS_DIR) -> list[str]:
+    """Names of the bundles in ``models_dir``."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(d.name for d in models_dir.iterdir() if (d / "configs" / "metadata.json").is_file())
+
+
+def read_metadata(bundle: Path) -> dict:
+    path = bundle / "configs" / "metadata.json"
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc.msg})") from None
+
+
+def safe_load_weights(path: str | Path, expected_sha256: str | None = None) -> dict:
+    """Read a weights file with ``weights_only=True`` after checking its sha256.
+
+    Raises:
+        InputError: missing file, checksum mismatch, pickled objects, or not a dict of tensors.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file is missing")
+    if expected_sha256 is not None:
+        got = sha256_of(path)
+        if got != expected_sha256:
+            raise InputError(path, f"sha256 {got[:16]}… does not match the bundle's {expected_sha256[:16]}… "
+                                   "(corrupt or tampered weights)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"refused: not plain tensor weights ({first[:160]})") from None
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(path, "refused: weights are not a state_dict of tensors")
+    return obj
+
+
+def load_bundle(name_or_path: str | Path = DEFAULT_MODEL, device=None):
+    """A :class:`~alsseg.seg.infer.Segmenter` from a bundle (checksum verified, weights_only)."""
+    from alsseg.seg.infer import build_segmenter
+
+    bundle = resolve_bundle(name_or_path)
+    meta = read_metadata(bundle)
+    spec = meta.get("alsseg")
+    if not isinstance(spec, dict):
+        raise InputError(bundle / "configs" / "metadata.json", "no 'alsseg' block (not an alsseg bundle)")
+    sha = meta.get("sha256", {}).get(WEIGHTS)
+    if not sha:
+        raise InputError(bundle / "configs" / "metadata.json", f"no sha256 recorded for {WEIGHTS}")
+    state = safe_load_weights(bundle / WEIGHTS, sha)
+    pre = recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
+    net = recipe_from_dict({"network": spec["network"]}).network
+    try:
+        return build_segmenter(state, pre, net, spec["patch_size"], spec.get("anatomy", "lowerleg"), device,
+                               {**meta, "name": meta.get("name", bundle.name), "path": str(bundle)})
+    except RuntimeError as exc:
+        raise InputError(bundle / WEIGHTS, f"weights do not fit the network ({str(exc).splitlines()[0][:160]})") from None
+
+
+def load_run_spec(run_dir: str | Path) -> dict:
+    """``RUN/run.json`` (recipe and data of a training run)."""
+    p = Path(run_dir) / "run.json"
+    if not p.is_file():
+        raise InputError(run_dir, "not a training run (no run.json)")
+    return json.loads(p.read_text())
+
+
+def load_checkpoint_segmenter(checkpoint: str | Path, device=None):
+    """A Segmenter from a run's checkpoint file (``RUN/checkpoints/best.pt``)."""
+    from alsseg.seg.infer import build_segmenter
+
+    checkpoint = Path(checkpoint)
+    spec = load_run_spec(checkpoint.parent.parent)
+    recipe = recipe_from_dict(spec["recipe"])
+    net = NetworkConfig(**{**recipe.network.__dict__}) if not spec.get("network") else \
+        recipe_from_dict({"network": spec["network"]}).network
+    pre = recipe.preprocess if not spec.get("preprocess") else recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
+    state = safe_load_weights(checkpoint)
+    return build_segmenter(state, pre, net, recipe.train.patch_size, recipe.anatomy, device, {"name": str(checkpoint)})
+
+
+def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str) -> dict:
+    anat = load_anatomy(anatomy_name)
+    classes = {"0": "background", **{str(m.index): m.abbrev for m in anat.muscles}}
+    return {
+        "inputs": {"image": {
+            "type": "image", "format": "magnitude", "modality": "MR", "num_channels": 1,
+            "spatial_shape": list(patch_size), "dtype": "float32", "value_range": [],
+            "is_patch_data": True, "channel_def": {"0": "MRI (any contrast; echo 1 of a MESE)"},
+            "preprocessing": f"RAS, in-plane {list(pre.target_spacing_mm)} mm, clip {list(pre.clip_percentiles)} "
+                             "percentiles, z-score over the body",
+        }},
+        "outputs": {"pred": {
+            "type": "image", "format": "segmentation", "num_channels": len(classes),
+            "spatial_shape": list(patch_size), "dtype": "float32", "value_range": [0, 1],
+            "is_patch_data": True, "channel_def": classes,
+            "postprocessing": "argmax; left/right from world coordinates; final ids right 1-7, left 11-17",
+        }},
+    }
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, version: str = "0.1.0",
+                  changelog: str = "first release", description: str = "", checkpoint: str = "best",
+                  model_card: str | None = None, extra: dict | None = None) -> Path:
+    """Write a bundle from a training run.
+
+    Raises:
+        InputError: not a run, checkpoint missing, output folder already holds a different bundle
+            version with the same version string.
+    """
+    import numpy
+    import torch
+
+    import monai
+
+    run_dir = Path(run_dir)
+    spec = load_run_spec(run_dir)
+    ck = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    state = safe_load_weights(ck)
+    recipe = recipe_from_dict(spec["recipe"])
+    pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
+    net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
+    out = Path(out_dir)
+    meta_path = out / "configs" / "metadata.json"
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    changes = dict(old.get("changelog", {}))
+    changes[version] = changelog
+    anat = load_anatomy(recipe.anatomy)
+    weights = out / WEIGHTS
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights, suffix=".pt") as tmp:
+        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
+    from dataclasses import asdict
+
+    meta = {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "name": name,
+        "version": version,
+        "changelog": dict(sorted(changes.items(), key=lambda kv: [int(p) if p.isdigit() else 0 for p in kv[0].split(".")], reverse=True)),
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": numpy.__version__,
+        "optional_packages_version": {"nibabel": __import__("nibabel").__version__},
+        "task": "lower-leg muscle segmentation (7 muscles x 2 legs) on axial MRI",
+        "description": description or recipe.description,
+        "authors": "alsseg contributors",
+        "copyright": "Apache-2.0",
+        "label_names": {str(lb.id): lb.name for lb in anat.labels},
+        "network_data_format": network_data_format(pre, recipe.train.patch_size, recipe.anatomy),
+        "sha256": {WEIGHTS: sha256_of(weights)},
+        "trained_on": {"machine": platform.processor() or platform.machine(), **spec.get("trained_on", {})},
+        "alsseg": {"anatomy": recipe.anatomy, "preprocess": asdict(pre), "network": asdict(net),
+                   "patch_size": list(recipe.train.patch_size), "recipe": recipe.to_dict(),
+                   "checkpoint": {"file": ck.name, **spec.get("best", {})}, **(extra or {})},
+    }
+    meta["alsseg"] = json.loads(json.dumps(meta["alsseg"]))
+    write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    if model_card is not None:
+        write_text_atomic(out / "docs" / "README.md", model_card)
+    return out

@@ -1,0 +1,117 @@
+"""Post-processing of a side-agnostic prediction on the RAS grid.
+
+1. **Legs and sides in world coordinates**: muscle voxels are projected along the slice axis;
+   connected blobs of the (closed) projection are legs. With two legs of comparable size, each
+   voxel goes to the nearest leg and the leg with the larger world x (RAS: +x = subject's right)
+   is the right leg. With one leg, its side is the sign of its world x (scanner isocentre at
+   x = 0) unless the caller says which side it is.
+2. **Largest connected component** per muscle per leg (3-D), the rest becomes background.
+3. **Holes filled** per slice inside each muscle (only background voxels are filled).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alsseg.labels import Anatomy
+
+
+def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side: str | None = None):
+    """Leg of every voxel.
+
+    Parameters
+    ----------
+    mask : (X, Y, Z) bool, muscle voxels on the RAS-canonical grid.
+    affine : (4, 4) voxel → world matrix of that grid.
+    spacing_mm : voxel size (x, y, z), mm.
+    single_leg_side : "R" or "L" to force the side when only one leg is found.
+
+    Returns
+    -------
+    side_map : (X, Y) array of "R"/"L"/"" per in-plane position (str), sides of the legs found.
+    """
+    from scipy import ndimage
+
+    X, Y = mask.shape[:2]
+    proj = mask.any(axis=2)
+    if not proj.any():
+        return np.full((X, Y), "", dtype="<U1")
+    r = max(1, int(round(5.0 / min(spacing_mm[:2]))))
+    st = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), r)
+    closed = ndimage.binary_closing(np.pad(proj, r + 1), structure=st)[r + 1:-r - 1, r + 1:-r - 1] | proj
+    comp, n = ndimage.label(closed)
+    sizes = ndimage.sum(np.ones_like(comp), comp, index=np.arange(1, n + 1))
+    order = np.argsort(sizes)[::-1] + 1
+    legs = [order[0]]
+    if n >= 2 and sizes[order[1] - 1] >= 0.25 * sizes[order[0] - 1]:
+        legs.append(order[1])
+    # world x of each leg's centroid
+    xs = []
+    for lb in legs:
+        ci, cj = np.argwhere(comp == lb).mean(axis=0)
+        xs.append(float((affine @ np.array([ci, cj, (mask.shape[2] - 1) / 2.0, 1.0]))[0]))
+    if len(legs) == 2:
+        sides = ("R", "L") if xs[0] > xs[1] else ("L", "R")
+    else:
+        sides = (single_leg_side or ("R" if xs[0] > 0 else "L"),)
+    seed = np.zeros((X, Y), np.int32)
+    for k, lb in enumerate(legs):
+        seed[comp == lb] = k + 1
+    # nearest leg for every in-plane position
+    _, (ii, jj) = ndimage.distance_transform_edt(seed == 0, sampling=spacing_mm[:2], return_indices=True)
+    nearest = seed[ii, jj]
+    out = np.empty((X, Y), dtype="<U1")
+    for k, s in enumerate(sides):
+        out[nearest == k + 1] = s
+    return out
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 3-D connected component (26-connectivity) of a bool mask."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask
+    comp, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return mask
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    return comp == int(np.argmax(sizes))
+
+
+def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes of a bool ``(X, Y, Z)`` mask in each axial slice."""
+    from scipy import ndimage
+
+    out = mask.copy()
+    for z in range(mask.shape[2]):
+        if mask[:, :, z].any():
+            out[:, :, z] = ndimage.binary_fill_holes(mask[:, :, z])
+    return out
+
+
+def postprocess(agnostic: np.ndarray, affine: np.ndarray, spacing_mm, anatomy: Anatomy,
+                single_leg_side: str | None = None, clean: bool = True) -> np.ndarray:
+    """Side-agnostic classes ``(X, Y, Z)`` on the RAS grid → side-specific label ids (uint8).
+
+    ``clean`` keeps the largest component per muscle per leg and fills holes.
+    """
+    out = np.zeros(agnostic.shape, np.uint8)
+    side_map = split_legs(agnostic > 0, affine, spacing_mm, single_leg_side)
+    for side in ("R", "L"):
+        in_leg = (side_map == side)[:, :, None]
+        if not in_leg.any():
+            continue
+        for m in anatomy.muscles:
+            mm = (agnostic == m.index) & in_leg
+            if not mm.any():
+                continue
+            if clean:
+                mm = largest_component(mm)
+            out[mm] = m.index + anatomy.side_offsets[side]
+    if clean:
+        for lid in sorted(set(np.unique(out).tolist()) - {0}):
+            filled = fill_holes_slicewise(out == lid)
+            out[filled & (out == 0)] = lid
+    return out

@@ -1,0 +1,144 @@
+"""Where training cases come from: the synthetic generator (:mod:`alsseg.synth`) or a BIDS
+dataset with label maps under ``derivatives/<name>/…_desc-muscles_dseg.nii.gz``.
+
+Both yield :class:`~alsseg.seg.dataset.Case` objects (image + side-specific labels, same grid)
+that :func:`~alsseg.seg.dataset.write_dataset` stores in the nnU-Net raw layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from alsseg.io.errors import InputError
+from alsseg.seg.dataset import Case
+
+#: image kinds a BIDS session offers to the dataset builder.
+BIDS_IMAGES = ("mese", "anat")
+
+
+def bids_cases(root: str | Path, *, image: str = "mese", labels_from: str = "groundtruth",
+               desc: str = "muscles", echo_index: int = 0) -> Iterator[Case]:
+    """Cases of a BIDS dataset: one per session with a label map.
+
+    Parameters
+    ----------
+    root : BIDS root.
+    image : ``"mese"`` (volume ``echo_index`` of the MESE series) or ``"anat"`` (T1w/T2w/PDw).
+    labels_from : derivative folder holding ``sub-X[/ses-Y]/anat/…_desc-<desc>_dseg.nii.gz``.
+
+    Raises
+    ------
+    InputError
+        not a BIDS dataset, no label maps, a label map not on its image's grid.
+    """
+    from alsseg.io.bids import BidsDataset
+    from alsseg.io.nifti import Image, load_nifti
+
+    if image not in BIDS_IMAGES:
+        raise InputError(None, f"--image must be one of {', '.join(BIDS_IMAGES)}, got {image!r}")
+    ds = BidsDataset(root)
+    deriv = Path(root) / "derivatives" / labels_from
+    n = 0
+    for s in ds.sessions:
+        rel = Path(s.subject) / (s.session or "") / "anat"
+        lab_path = deriv / rel / f"{s.name}_desc-{desc}_dseg.nii.gz"
+        if not lab_path.is_file():
+            continue
+        if image == "mese":
+            if s.mese is None:
+                continue
+            ser = s.load_mese()
+            data = ser.image.data
+            if data.ndim == 4:
+                if echo_index >= data.shape[3]:
+                    raise InputError(s.mese_path(), f"has no echo {echo_index + 1}")
+                data = data[..., echo_index]
+            img = Image(np.asarray(data, np.float32), ser.image.affine, Path(s.mese_path()))
+        else:
+            if s.anat is None:
+                continue
+            img = load_nifti(s.anat, ndim=3)
+        lab = load_nifti(lab_path, ndim=3, dtype=None)
+        if lab.shape != img.shape or not np.allclose(lab.affine, img.affine, atol=1e-3):
+            raise InputError(lab_path, f"label grid {lab.shape} does not match the {image} image grid {img.shape} "
+                                       f"of {img.path.name if img.path else s.name}")
+        n += 1
+        yield Case(f"{s.name}__{image}", img, np.asarray(lab.data), str(lab_path))
+    if n == 0:
+        raise InputError(deriv, f"no session has a _desc-{desc}_dseg.nii.gz label map")
+
+
+def _synth_api():
+    """The generator's functions (re-exported by ``alsseg.synth`` or from its modules)."""
+    import importlib
+
+    synth = importlib.import_module("alsseg.synth")
+    names = ("make_subject", "random_grid", "render_tissues", "render_contrast")
+    if all(hasattr(synth, n) for n in names):
+        return tuple(getattr(synth, n) for n in names)
+    from alsseg.synth.anatomy import make_subject
+    from alsseg.synth.grid import random_grid
+    from alsseg.synth.render import render_contrast, render_tissues
+
+    return make_subject, random_grid, render_tissues, render_contrast
+
+
+def disease_of(seed: int, als_fraction: float) -> str:
+    """Deterministic disease state of a synthetic subject seed ("als" for a fraction of seeds)."""
+    return "als" if np.random.default_rng([int(seed), 4242]).random() < als_fraction else "healthy"
+
+
+def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subject: int = 2,
+                            als_fraction: float = 0.5) -> list[Case]:
+    """One synthetic subject rendered in each contrast.
+
+    Contrasts are spread round-robin over ``grids_per_subject`` random acquisition grids
+    (resolution, field of view, rotation, tilt, storage order all drawn per grid); the
+    subject's anatomy is rendered once per grid and shared by the contrasts on it.
+    Case ids are ``synth<seed>__<contrast>[<k>]`` (the part before ``__`` groups a subject's
+    cases in the train/validation split).
+    """
+    make_subject, random_grid, render_tissues, render_contrast = _synth_api()
+    subject = make_subject(int(seed), disease=disease_of(seed, als_fraction))
+    out = []
+    counts: dict[str, int] = {}
+    for g in range(max(1, grids_per_subject)):
+        mine = [c for i, c in enumerate(contrasts) if i % max(1, grids_per_subject) == g]
+        if not mine:
+            continue
+        rng = np.random.default_rng([int(seed), 7919, g])
+        grid = random_grid(rng)
+        tv = render_tissues(subject, grid)
+        labels = np.asarray(tv.label)
+        for c in mine:
+            img = render_contrast(subject, grid, contrast=c, rng=rng, tissues=tv)
+            data = np.asarray(getattr(img, "data", img), np.float32)
+            k = counts.get(c, 0)
+            counts[c] = k + 1
+            cid = f"synth{int(seed):05d}__{c}" + (str(k) if k else "")
+            out.append(Case(cid, grid.image(data), labels.astype(np.int16), f"synth seed {seed} {c}"))
+    return out
+
+
+def synthetic_cases(seeds: Sequence[int], contrasts: Sequence[str], *, grids_per_subject: int = 2,
+                    als_fraction: float = 0.5, workers: int = 1) -> Iterator[Case]:
+    """Cases of many synthetic subjects (see :func:`synthetic_subject_cases`), in seed order.
+
+    ``workers`` > 1 renders subjects in parallel processes.
+    """
+    from functools import partial
+
+    fn = partial(synthetic_subject_cases, contrasts=list(contrasts), grids_per_subject=grids_per_subject,
+                 als_fraction=als_fraction)
+    if workers <= 1:
+        for s in seeds:
+            yield from fn(s)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as ex:
+        for cases in ex.map(fn, list(seeds)):
+            yield from cases

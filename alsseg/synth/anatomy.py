@@ -1,0 +1,623 @@
+"""Parametric 3-D anatomy of both lower legs: tissues, muscles and disease at any world point.
+
+Each leg is described in its own frame: ``l`` (mm, towards the leg's lateral side), ``a`` (mm,
+anterior) and ``s`` (0 at the ankle joint, 1 at the knee joint). At every level ``s`` the
+cross-section is built from a few parametric pieces, following real axial anatomy:
+
+* the **deep fascia** (outer boundary of the muscles): an ellipse with different anterior and
+  posterior semi-axes, jittered by a low-order Fourier series, scaled along the leg by an
+  envelope (narrow at the ankle, widest at the calf belly);
+* **subcutaneous fat** of angle-dependent thickness (thin over the shin) and **skin**;
+* the **tibia** (rounded triangle, anteromedial, cortex + marrow, its medial face under the
+  skin) and the **fibula** (posterolateral, cortex + marrow);
+* the **interosseous membrane** (tibia → fibula) splits anterior from posterior;
+  the **anterior and posterior intermuscular septa** (rays from the fibula) bound the lateral
+  compartment (PER); the anterior compartment is split into TA (next to the tibia) and EDL
+  (lateral) by a ray from the membrane; behind the membrane the deep compartment (TP) is an
+  ellipse under the transverse septum, the superficial layer is gastrocnemius (GM medial,
+  GL lateral, angular sectors with a bump-shaped thickness) and the rest is soleus;
+* each muscle has a presence profile along ``s``: it shrinks towards its core and ends
+  (GM/GL end well above the ankle; SOL continues lower; distally the space turns to fat and
+  tendons: Achilles, TA);
+* **fascia/septa** are thin sheets (with a random fat layer) on every boundary, drawn with
+  their partial-volume fraction; **vessels** (anterior/posterior tibial, peroneal, saphenous
+  veins) are small discs.
+
+Random per subject: sizes, proportions, Fourier shape, fat thickness, leg separation and
+rotation, a smooth elastic deformation, muscle proportions; disease acts per muscle through a
+latent per-leg denervation (atrophy, raised water T2, fat replacement), patchy within a muscle
+through a smooth random field.
+
+Everything is a closed-form function of world position, so it can be sampled on any grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alsseg.labels import load_anatomy
+from alsseg.synth.fields import SmoothField, smoothstep_inside, thin_sheet_fraction
+
+# ---------------------------------------------------------------- tissue classes
+AIR, SKIN, FAT, MUSCLE, FASCIA, CORTEX, MARROW, VEIN, ARTERY, TENDON = range(10)
+TISSUE_NAMES = ("air", "skin", "fat", "muscle", "fascia", "cortex", "marrow", "vein", "artery", "tendon")
+N_TISSUES = len(TISSUE_NAMES)
+
+MUSCLES = ("TA", "EDL", "PER", "TP", "SOL", "GM", "GL")
+#: relative susceptibility of each muscle to ALS denervation (TA, EDL, GM most affected).
+ALS_SUSCEPTIBILITY = {"TA": 1.0, "EDL": 0.9, "PER": 0.6, "TP": 0.4, "SOL": 0.55, "GM": 0.8, "GL": 0.65}
+
+# presence of each muscle along s (0 ankle → 1 knee): (s points, presence)
+_PRESENCE = {
+    "TA": ((0.0, 0.18, 0.35, 0.5, 0.92, 1.0), (0.0, 0.0, 0.55, 1.0, 1.0, 0.6)),
+    "EDL": ((0.0, 0.15, 0.3, 0.5, 0.92, 1.0), (0.0, 0.0, 0.6, 1.0, 1.0, 0.5)),
+    "PER": ((0.0, 0.2, 0.35, 0.5, 0.9, 1.0), (0.0, 0.0, 0.6, 1.0, 1.0, 0.5)),
+    "TP": ((0.0, 0.2, 0.35, 0.5, 0.88, 1.0), (0.0, 0.0, 0.55, 1.0, 1.0, 0.4)),
+    "SOL": ((0.0, 0.12, 0.3, 0.5, 0.8, 0.92, 1.0), (0.0, 0.0, 0.75, 1.0, 1.0, 0.3, 0.0)),
+    "GM": ((0.0, 0.4, 0.5, 0.62, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
+    "GL": ((0.0, 0.48, 0.58, 0.68, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
+}
+# deep-fascia envelope scale along s (narrow at the ankle, widest at the calf belly)
+_ENVELOPE = ((0.0, 0.1, 0.3, 0.5, 0.7, 0.85, 1.0), (0.42, 0.45, 0.62, 0.86, 1.0, 0.97, 0.9))
+# posterior bulge (gastrocnemius) along s
+_POSTERIOR = ((0.0, 0.3, 0.5, 0.7, 0.9, 1.0), (0.8, 0.85, 1.0, 1.15, 1.12, 1.0))
+# tibia radius scale along s (wide plafond and plateau, narrow shaft)
+_TIBIA = ((0.0, 0.08, 0.2, 0.5, 0.85, 0.95, 1.0), (1.6, 1.35, 1.0, 0.95, 1.1, 1.5, 1.9))
+
+
+@dataclass(frozen=True)
+class LegParams:
+    """Random parameters of one leg (all lengths in mm, angles in degrees).
+
+    Attributes:
+        side: ``"R"`` or ``"L"`` (subject's side, world RAS).
+        centre_mm: ``(x, y)`` world position of the leg axis at ``s = 0.5``.
+        slope: ``(dx/dz, dy/dz)`` tilt of the leg axis.
+        rotation_deg: external rotation of the leg about its axis.
+        half_width_mm: medio-lateral semi-axis of the deep fascia at the calf belly.
+        ant_mm, post_mm: anterior / posterior semi-axes at the calf belly.
+        fourier: ``(2, 4)`` cos/sin coefficients (orders 2..5) of the contour jitter.
+        fat_mm: mean subcutaneous fat thickness.
+        skin_mm: skin thickness.
+        tibia_mm, fibula_mm: bone radii at the shaft.
+        tibia_angle_deg, fibula_angle_deg: direction of the bones from the leg centre.
+        proportions: muscle → relative size factor.
+        septum_fat_mm: thickness of the fat layer along intermuscular septa.
+        denervation: latent denervation of this leg, 0 (healthy) … 1 (end stage).
+        severity: muscle → disease severity 0..1 (from denervation and susceptibility).
+        t2_water_ms: muscle → water T2 of the healthy-part baseline.
+        fat_fraction: muscle → baseline fat fraction.
+        t2_increase_ms: muscle → maximum water T2 increase where the disease is fully expressed.
+        ff_increase: muscle → fat fraction increase where fully expressed.
+        atrophy: muscle → fraction of volume lost (0..0.7).
+        patchiness: amplitude of within-muscle variation of disease (0 = uniform).
+    """
+
+    side: str
+    centre_mm: tuple[float, float]
+    slope: tuple[float, float]
+    rotation_deg: float
+    half_width_mm: float
+    ant_mm: float
+    post_mm: float
+    fourier: np.ndarray
+    fat_mm: float
+    skin_mm: float
+    tibia_mm: float
+    fibula_mm: float
+    tibia_angle_deg: float
+    fibula_angle_deg: float
+    proportions: dict
+    septum_fat_mm: float
+    denervation: float
+    severity: dict
+    t2_water_ms: dict
+    fat_fraction: dict
+    t2_increase_ms: dict
+    ff_increase: dict
+    atrophy: dict
+    patchiness: float
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A random subject: both legs, tissue properties, fields; the ground truth of a phantom.
+
+    Attributes:
+        seed: the seed it was drawn from.
+        group: ``"control"`` or ``"ALS"`` (free text for other uses).
+        legs: ``{"R": LegParams, "L": LegParams}``.
+        leg_length_mm: ankle-to-knee length.
+        z_ankle_mm: world z of the ankle joint (the knee is at ``z_ankle + leg_length``).
+        deform: smooth fields for the elastic deformation (x, y) and its amplitude (mm).
+        patch_field: smooth field that modulates disease within muscles.
+        tissue_field: smooth field for small within-tissue variation.
+        b1_mean, b1_field, b1_amplitude: transmit field ``b1 = b1_mean + amp * field``.
+        bias_field, bias_amplitude: receive bias ``exp(amp * field)``.
+        tissues: tissue name → dict(pd, t2_ms, t1_ms, ff) for non-muscle tissues.
+    """
+
+    seed: int
+    group: str
+    legs: dict
+    leg_length_mm: float
+    z_ankle_mm: float
+    deform: tuple
+    deform_mm: float
+    patch_field: SmoothField
+    tissue_field: SmoothField
+    b1_mean: float
+    b1_field: SmoothField
+    b1_amplitude: float
+    bias_field: SmoothField
+    bias_amplitude: float
+    tissues: dict = field(default_factory=dict)
+
+    def muscle_severity(self) -> dict:
+        """``{(side, muscle): severity}``."""
+        return {(s, m): self.legs[s].severity[m] for s in ("R", "L") for m in MUSCLES}
+
+
+#: default non-muscle tissue properties at 3 T: proton density (muscle water = 1), water T2
+#: and T1 (ms), fat fraction of the signal. Fat's own T2/T1 are FAT_T2_MS / FAT_T1_MS.
+FAT_T2_MS = 151.0
+FAT_T1_MS = 365.0
+MUSCLE_T1_MS = 1400.0
+DEFAULT_TISSUES = {
+    "air": dict(pd=0.0, t2_ms=30.0, t1_ms=1000.0, ff=0.0),
+    "skin": dict(pd=0.75, t2_ms=35.0, t1_ms=1000.0, ff=0.35),
+    "fat": dict(pd=1.0, t2_ms=40.0, t1_ms=1000.0, ff=0.97),
+    "fascia": dict(pd=0.35, t2_ms=25.0, t1_ms=900.0, ff=0.4),
+    "cortex": dict(pd=0.03, t2_ms=2.0, t1_ms=500.0, ff=0.0),
+    "marrow": dict(pd=1.0, t2_ms=40.0, t1_ms=900.0, ff=0.9),
+    "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
+    "artery": dict(pd=0.08, t2_ms=100.0, t1_ms=1900.0, ff=0.0),
+    "tendon": dict(pd=0.08, t2_ms=6.0, t1_ms=600.0, ff=0.0),
+}
+
+
+def _u(rng, lo, hi):
+    return float(rng.uniform(lo, hi))
+
+
+def make_subject(seed: int = 0, *, disease: str | float = "healthy",
+                 denervation: dict | None = None, group: str | None = None,
+                 effect_t2_ms: float = 14.0, effect_ff: float = 0.35,
+                 effect_atrophy: float = 0.45, tissues: dict | None = None) -> Subject:
+    """Draw a random subject (both legs) from ``seed``.
+
+    Args:
+        seed: random seed; the same seed gives the same subject.
+        disease: ``"healthy"`` (latent denervation ≈ 0), ``"als"`` (random per-leg
+            denervation 0.15–0.9, asymmetric), or a number in [0, 1] (both legs, ± asymmetry).
+        denervation: explicit ``{"R": d, "L": d}`` latent denervation (overrides ``disease``).
+        group: label stored on the subject (default from ``disease``).
+        effect_t2_ms: water T2 increase (ms) of a fully denervated muscle of susceptibility 1.
+        effect_ff: fat fraction increase of such a muscle.
+        effect_atrophy: volume fraction lost by such a muscle.
+        tissues: overrides of :data:`DEFAULT_TISSUES` entries.
+
+    Returns:
+        :class:`Subject`.
+    """
+    rng = np.random.default_rng(seed)
+    if denervation is None:
+        if isinstance(disease, str) and disease.lower() == "healthy":
+            base = _u(rng, 0.0, 0.04)
+            denervation = {"R": base, "L": float(np.clip(base + rng.normal(0, 0.01), 0, 1))}
+        elif isinstance(disease, str) and disease.lower() == "als":
+            base = _u(rng, 0.15, 0.85)
+            asym = rng.normal(0, 0.15)
+            denervation = {"R": float(np.clip(base + asym / 2, 0, 1)), "L": float(np.clip(base - asym / 2, 0, 1))}
+        else:
+            base = float(disease)
+            asym = rng.normal(0, 0.08)
+            denervation = {"R": float(np.clip(base + asym / 2, 0, 1)), "L": float(np.clip(base - asym / 2, 0, 1))}
+    else:
+        denervation = {s: float(np.clip(denervation[s], 0, 1)) for s in ("R", "L")}
+    rng_d = np.random.default_rng([seed, 1])  # disease draws apart, so anatomy is stable across disease levels
+    if group is None:
+        group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
+
+    size = _u(rng, 0.85, 1.15)
+    separation = _u(rng, 105, 175)
+    centre = rng.normal(0, 6, 2)
+    leg_length = _u(rng, 340, 420) * size ** 0.5
+    s_centre = _u(rng, 0.5, 0.62)
+    props_common = {m: _u(rng, 0.85, 1.15) for m in MUSCLES}
+    t2_base = {m: _u(rng, 27.0, 31.5) for m in MUSCLES}
+    ff_base = {m: _u(rng, 0.02, 0.06) for m in MUSCLES}
+    fat_mm = _u(rng, 3.0, 11.0)
+    legs = {}
+    for side in ("R", "L"):
+        sign = 1.0 if side == "R" else -1.0
+        asym = _u(rng, 0.96, 1.04)
+        fourier = rng.normal(0, 0.025, (2, 4)) / np.arange(2, 6)[None, :] ** 0.5
+        dn = denervation[side]
+        severity, t2i, ffi, atr = {}, {}, {}, {}
+        for m in MUSCLES:
+            sev = float(np.clip(dn * ALS_SUSCEPTIBILITY[m] * rng_d.uniform(0.75, 1.25), 0, 1)) if dn > 0 else 0.0
+            severity[m] = sev
+            t2i[m] = effect_t2_ms * sev
+            ffi[m] = effect_ff * sev ** 1.5
+            atr[m] = float(np.clip(effect_atrophy * sev, 0, 0.7))
+        legs[side] = LegParams(
+            side=side,
+            centre_mm=(float(centre[0] + sign * separation / 2 + rng.normal(0, 3)), float(centre[1] + rng.normal(0, 4))),
+            slope=(float(sign * rng.normal(0.03, 0.03)), float(rng.normal(0, 0.04))),
+            rotation_deg=float(rng.normal(0, 12)),
+            half_width_mm=55.0 * size * asym * _u(rng, 0.95, 1.05),
+            ant_mm=40.0 * size * asym * _u(rng, 0.92, 1.08),
+            post_mm=49.0 * size * asym * _u(rng, 0.9, 1.1),
+            fourier=fourier,
+            fat_mm=fat_mm * _u(rng, 0.9, 1.1),
+            skin_mm=_u(rng, 1.2, 2.0),
+            tibia_mm=12.5 * size ** 0.7 * _u(rng, 0.9, 1.1),
+            fibula_mm=6.5 * size ** 0.7 * _u(rng, 0.85, 1.15),
+            tibia_angle_deg=_u(rng, 105, 125),
+            fibula_angle_deg=_u(rng, -25, -5),
+            proportions={m: props_common[m] * _u(rng, 0.95, 1.05) for m in MUSCLES},
+            septum_fat_mm=_u(rng, 0.05, 0.6),
+            denervation=dn,
+            severity=severity,
+            t2_water_ms={m: t2_base[m] + rng.normal(0, 0.4) for m in MUSCLES},
+            fat_fraction={m: float(np.clip(ff_base[m] + rng.normal(0, 0.005), 0.005, 0.2)) for m in MUSCLES},
+            t2_increase_ms=t2i, ff_increase=ffi, atrophy=atr,
+            patchiness=_u(rng, 0.3, 0.8),
+        )
+    tissue_props = {k: dict(v) for k, v in DEFAULT_TISSUES.items()}
+    for k, v in (tissues or {}).items():
+        tissue_props[k] = {**tissue_props[k], **v}
+    return Subject(
+        seed=int(seed), group=group, legs=legs, leg_length_mm=leg_length,
+        z_ankle_mm=-s_centre * leg_length,
+        deform=(SmoothField.random(rng, min_wavelength_mm=60, max_wavelength_mm=160, z_stretch=3, n_waves=6),
+                SmoothField.random(rng, min_wavelength_mm=60, max_wavelength_mm=160, z_stretch=3, n_waves=6)),
+        deform_mm=_u(rng, 1.5, 4.0),
+        patch_field=SmoothField.random(rng_d, min_wavelength_mm=15, max_wavelength_mm=60, z_stretch=2.5),
+        tissue_field=SmoothField.random(rng, min_wavelength_mm=20, max_wavelength_mm=80),
+        b1_mean=_u(rng, 0.85, 1.02), b1_field=SmoothField.random(rng, min_wavelength_mm=150, max_wavelength_mm=500, n_waves=6),
+        b1_amplitude=_u(rng, 0.03, 0.08),
+        bias_field=SmoothField.random(rng, min_wavelength_mm=120, max_wavelength_mm=400, n_waves=6),
+        bias_amplitude=_u(rng, 0.05, 0.25),
+        tissues=tissue_props,
+    )
+
+
+# ---------------------------------------------------------------- evaluation
+@dataclass
+class TissueSample:
+    """Tissue content of a batch of points.
+
+    Attributes:
+        fractions: ``(N, N_TISSUES)`` float32 partial-volume fractions (sum 1).
+        label: ``(N,)`` int16 muscle label id (0 where the point is not in a muscle).
+        t2_water_ms: ``(N,)`` float32 water T2 of the muscle tissue at the point.
+        fat_fraction: ``(N,)`` float32 fat fraction of the muscle tissue at the point.
+    """
+
+    fractions: np.ndarray
+    label: np.ndarray
+    t2_water_ms: np.ndarray
+    fat_fraction: np.ndarray
+
+
+def _interp(table, s):
+    return np.interp(s, table[0], table[1]).astype(np.float32)
+
+
+def _wrap_deg(d):
+    return (d + 180.0) % 360.0 - 180.0
+
+
+def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) -> TissueSample:
+    """Tissue fractions, muscle labels and muscle properties at world points.
+
+    Args:
+        subject: from :func:`make_subject`.
+        points_mm: ``(N, 3)`` world (RAS+) positions, mm.
+        voxel_mm: in-plane voxel size, mm: boundaries are drawn with a linear partial-volume
+            ramp of this width and thin sheets (fascia) with their overlap fraction.
+
+    Returns:
+        :class:`TissueSample`.
+    """
+    p = np.asarray(points_mm, np.float32)
+    N = p.shape[0]
+    frac = np.zeros((N, N_TISSUES), np.float32)
+    frac[:, AIR] = 1.0
+    label = np.zeros(N, np.int16)
+    t2w = np.zeros(N, np.float32)
+    ffm = np.zeros(N, np.float32)
+    if N == 0:
+        return TissueSample(frac, label, t2w, ffm)
+    anatomy = load_anatomy()
+    # candidate points (near either leg), then the elastic deformation (in-plane, smooth) there only
+    z = p[:, 2]
+    zc = subject.z_ankle_mm + 0.5 * subject.leg_length_mm
+    near = np.zeros(N, bool)
+    for leg in subject.legs.values():
+        reach = leg.half_width_mm + leg.fat_mm + 15.0 + 3 * subject.deform_mm
+        ex = p[:, 0] - (leg.centre_mm[0] + leg.slope[0] * (z - zc))
+        ey = p[:, 1] - (leg.centre_mm[1] + leg.slope[1] * (z - zc))
+        near |= ex * ex + ey * ey < reach * reach
+    cand = np.flatnonzero(near)
+    if cand.size == 0:
+        return TissueSample(frac, label, t2w, ffm)
+    dx = np.zeros(N, np.float32)
+    dy = np.zeros(N, np.float32)
+    dx[cand] = subject.deform_mm * subject.deform[0](p[cand])
+    dy[cand] = subject.deform_mm * subject.deform[1](p[cand])
+    for side, leg in subject.legs.items():
+        s_all = (z - subject.z_ankle_mm) / subject.leg_length_mm
+        cx = leg.centre_mm[0] + leg.slope[0] * (z - zc)
+        cy = leg.centre_mm[1] + leg.slope[1] * (z - zc)
+        ux = p[:, 0] + dx - cx
+        uy = p[:, 1] + dy - cy
+        reach = (max(leg.half_width_mm, leg.post_mm * 1.2, leg.ant_mm) * 1.15 * _interp(_ENVELOPE, s_all)
+                 + 1.4 * leg.fat_mm + leg.skin_mm + 4.0)
+        sel = np.flatnonzero((ux * ux + uy * uy < reach * reach) & (s_all > -0.05) & (s_all < 1.05))
+        if sel.size == 0:
+            continue
+        _evaluate_leg(subject, leg, anatomy, p[sel], ux[sel], uy[sel], s_all[sel], voxel_mm,
+                      frac, label, t2w, ffm, sel)
+    return TissueSample(frac, label, t2w, ffm)
+
+
+def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t2_all, ff_all, sel):
+    """Fill the outputs at indices ``sel`` for the points of one leg."""
+    rot = np.deg2rad(leg.rotation_deg)
+    mirror = 1.0 if leg.side == "R" else -1.0
+    # leg frame: l lateral, a anterior (rotation applied in the mirrored frame: + = external)
+    l0 = mirror * ux
+    a0 = uy
+    cr, sr = np.cos(rot), np.sin(rot)
+    l = cr * l0 - sr * a0
+    a = sr * l0 + cr * a0
+    n = l.size
+    frac = np.zeros((n, N_TISSUES), np.float32)
+    frac[:, AIR] = 1.0
+
+    def paint(tissue, alpha):
+        alpha = np.broadcast_to(np.asarray(alpha, np.float32), (n,))
+        idx = np.flatnonzero(alpha > 0)
+        if idx.size == 0:
+            return
+        al = alpha[idx]
+        sub = frac[idx] * (1.0 - al)[:, None]
+        sub[:, tissue] += al
+        frac[idx] = sub
+
+    muscles = MUSCLES
+    atrophy = leg.atrophy
+    prop = leg.proportions
+    mean_loss = float(np.mean([atrophy[m] for m in muscles]))
+    env = _interp(_ENVELOPE, s) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
+    post = _interp(_POSTERIOR, s)
+    gast_loss = 0.5 * (atrophy["GM"] + atrophy["GL"])
+    post = post * np.float32(1.0 - 0.35 * gast_loss)
+
+    def contour_radius(theta, env=env, post=post):
+        """Deep-fascia radius (mm) in direction ``theta`` (rad), per point (or per level node)."""
+        c, si = np.cos(theta), np.sin(theta)
+        ra = np.where(si >= 0, leg.ant_mm, leg.post_mm * post)
+        rl = leg.half_width_mm
+        r = 1.0 / np.sqrt((c / rl) ** 2 + (si / ra) ** 2)
+        jit = np.zeros_like(r)
+        for k in range(4):
+            jit += leg.fourier[0, k] * np.cos((k + 2) * theta) + leg.fourier[1, k] * np.sin((k + 2) * theta)
+        return (r * (1.0 + jit) * env).astype(np.float32)
+
+    s_nodes = np.linspace(float(s.min()), float(s.max()) + 1e-6, 48).astype(np.float32)
+
+    def along_s(theta0):
+        """Contour radius in a fixed direction ``theta0`` (rad) at each point's level ``s``."""
+        env_n = _interp(_ENVELOPE, s_nodes) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
+        post_n = _interp(_POSTERIOR, s_nodes) * np.float32(1.0 - 0.35 * gast_loss)
+        r_nodes = contour_radius(np.full(s_nodes.size, theta0, np.float32), env_n, post_n)
+        return np.interp(s, s_nodes, r_nodes).astype(np.float32)
+
+    r = np.sqrt(l * l + a * a)
+    theta = np.arctan2(a, l)
+    rb = contour_radius(theta)
+    depth = rb - r  # > 0 inside the deep fascia
+    theta_deg = np.rad2deg(theta)
+    # subcutaneous fat thickness: thin over the shin (anteromedial), thicker posteromedially
+    tfat = leg.fat_mm * (1.0 + 0.35 * np.cos(np.deg2rad(theta_deg + 120.0)))
+    tfat = tfat * (1.0 - 0.8 * np.exp(-(_wrap_deg(theta_deg - leg.tibia_angle_deg) / 30.0) ** 2))
+    tfat = np.maximum(tfat, 1.0)
+    skin_depth = depth + tfat + leg.skin_mm
+    paint(SKIN, smoothstep_inside(skin_depth, h))
+    paint(FAT, smoothstep_inside(depth + tfat, h))
+
+    # bones
+    tib_scale = _interp(_TIBIA, s)
+    rt = leg.tibia_mm * tib_scale
+    th_t = np.deg2rad(leg.tibia_angle_deg)
+    rb_t = along_s(th_t)
+    d_t = np.maximum(rb_t - rt * 1.08, 0.0)
+    tl, ta = d_t * np.cos(th_t), d_t * np.sin(th_t)
+    rf = leg.fibula_mm * np.where(s < 0.12, 1.5, 1.0).astype(np.float32)
+    th_f = np.deg2rad(leg.fibula_angle_deg)
+    rb_f = along_s(th_f)
+    d_f = np.maximum(rb_f - rf - 17.0 * env, 0.0)
+    fl, fa = d_f * np.cos(th_f), d_f * np.sin(th_f)
+    # tibia: rounded triangle with an apex pointing along th_t (anterior crest)
+    vtl, vta = l - tl, a - ta
+    rho_t = np.sqrt(vtl ** 2 + vta ** 2)
+    phi_t = np.arctan2(vta, vtl)
+    rt_phi = rt * (1.0 + 0.14 * np.cos(3.0 * (phi_t - th_t)))
+    tib_depth = rt_phi - rho_t
+    vfl, vfa = l - fl, a - fa
+    rho_f = np.sqrt(vfl ** 2 + vfa ** 2)
+    psi_f = np.rad2deg(np.arctan2(vfa, vfl))
+    fib_depth = rf * (1.0 + 0.1 * np.cos(2 * np.deg2rad(psi_f))) - rho_f
+
+    # muscle region: inside the deep fascia, outside bones, not in the subcutaneous tibial sector
+    rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 40.0))
+    shin_fat = (np.abs(rel) < 55.0) & (tib_depth > -4.0)
+    in_region = depth > 0
+    # compartments
+    ux_tf, ua_tf = fl - tl, fa - ta
+    len_tf = np.maximum(np.sqrt(ux_tf ** 2 + ua_tf ** 2), 1e-3)
+    ux_tf, ua_tf = ux_tf / len_tf, ua_tf / len_tf
+    ant_dist = ux_tf * vta - ua_tf * vtl  # signed distance to membrane line (+ anterior)
+    along = ux_tf * vtl + ua_tf * vta
+    psi_a = 55.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 25.0 * atrophy["PER"]
+    psi_p = -78.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 25.0 * atrophy["PER"]
+    in_lat = (psi_f > psi_p) & (psi_f < psi_a)
+    # TA / EDL split: ray from a pivot on the membrane
+    piv_l = fl + 0.3 * (tl - fl)
+    piv_a = fa + 0.3 * (ta - fa)
+    psi_s = np.rad2deg(np.arctan2(a - piv_a, l - piv_l))
+    split = 62.0 + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
+    is_ta = _wrap_deg(psi_s - split) > 0
+    # deep posterior (TP): ellipse under the transverse septum
+    mid_l, mid_a = 0.5 * (tl + fl), 0.5 * (ta + fa)
+    h_tp = 12.0 * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
+    c_l, c_a = mid_l - ua_tf * 0 + (-(-ua_tf)) * 0, mid_a  # centre on the membrane midpoint
+    e_u = (l - c_l) * ux_tf + (a - c_a) * ua_tf
+    e_v = -((l - c_l) * (-ua_tf) + (a - c_a) * ux_tf)  # distance behind the membrane
+    semi_u = 0.38 * len_tf + 0.3 * rt
+    rho_tp = np.sqrt((e_u / semi_u) ** 2 + (e_v / (h_tp * 1.6)) ** 2)
+    is_tp = rho_tp < 1.0
+    # gastrocnemius layer
+    th_mid = -95.0 + 10.0 * (prop["GM"] - prop["GL"]) * 3
+    gm_range = (-178.0, th_mid)
+    gl_range = (th_mid, -32.0)
+
+    def bump(t_deg, lo, hi):
+        x = np.clip((t_deg - lo) / (hi - lo), 0.0, 1.0)
+        return np.sin(np.pi * x) ** 0.6
+
+    tdeg_w = np.where(theta_deg > 90.0, theta_deg - 360.0, theta_deg)  # medial side continuous
+    g_gm = 27.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * _interp(_PRESENCE["GM"], s)
+    g_gl = 21.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * _interp(_PRESENCE["GL"], s)
+    in_gm = (tdeg_w > gm_range[0]) & (tdeg_w <= gm_range[1]) & (depth < g_gm)
+    in_gl = (tdeg_w > gl_range[0]) & (tdeg_w < gl_range[1]) & (depth < g_gl)
+
+    # label by compartment rules
+    m_idx = np.full(n, 5, np.int8)  # SOL (index 5) by default in the posterior
+    anterior = ant_dist > 0
+    m_idx[anterior & is_ta] = 1
+    m_idx[anterior & ~is_ta] = 2
+    post_side = ~anterior
+    m_idx[post_side & is_tp] = 4
+    m_idx[post_side & ~is_tp & in_gm] = 6
+    m_idx[post_side & ~is_tp & in_gl] = 7
+    m_idx[in_lat & (rho_f > rf)] = 3
+    # muscle cores, for tapering towards tendons (and atrophy)
+    cores = {
+        1: (piv_l + 16.0 * np.cos(np.deg2rad(split + 35)) * env, piv_a + 16.0 * np.sin(np.deg2rad(split + 35)) * env),
+        2: (fl + (rf + 9.0 * env) * np.cos(np.deg2rad(70.0)), fa + (rf + 9.0 * env) * np.sin(np.deg2rad(70.0))),
+        3: (fl + (rf + 7.0 * env) * np.cos(np.deg2rad(-12.0)), fa + (rf + 7.0 * env) * np.sin(np.deg2rad(-12.0))),
+        4: (mid_l + ua_tf * 8.0 * env, mid_a - ux_tf * 8.0 * env),
+        5: (0.0 * l, -0.35 * leg.post_mm * env + 0 * l),
+        6: (-0.45 * leg.half_width_mm * env, -0.6 * leg.post_mm * env),
+        7: (0.45 * leg.half_width_mm * env, -0.6 * leg.post_mm * env),
+    }
+    reach_full = {1: 40.0, 2: 36.0, 3: 36.0, 4: 36.0, 5: 70.0, 6: 60.0, 7: 50.0}
+    muscle_alpha = smoothstep_inside(depth, h) * (1.0 - smoothstep_inside(np.maximum(tib_depth, fib_depth), h))
+    muscle_alpha = muscle_alpha * (~shin_fat)
+    keep = np.ones(n, np.float32)
+    tendon_alpha = np.zeros(n, np.float32)
+    for idx, abbrev in enumerate(muscles, start=1):
+        pres = _interp(_PRESENCE[abbrev], s)
+        if abbrev not in ("SOL",):
+            pres = pres * np.float32(1.0 - atrophy[abbrev] * 0.6)
+        cl, ca = cores[idx]
+        dist = np.sqrt((l - cl) ** 2 + (a - ca) ** 2)
+        reach = reach_full[idx] * env * prop[abbrev] * np.sqrt(pres) * (1.0 + 4.0 * pres ** 6)
+        on = m_idx == idx
+        keep[on] = smoothstep_inside(reach[on] - dist[on], h)
+        # tendon where the muscle has (almost) ended: TA tendon anteriorly, Achilles posteriorly
+        if abbrev in ("TA", "SOL"):
+            tend_r = np.where((s < 0.45) & (s > 0.0), 3.0 + 3.0 * (0.45 - s) / 0.45, 0.0)
+            if abbrev == "SOL":
+                # Achilles: flat ellipse at the posterior deep fascia
+                at_l, at_a = 0.0, -along_s(-np.pi / 2) + 4.0
+                dd = np.sqrt(((l - at_l) / 2.2) ** 2 + (a - at_a) ** 2)
+            else:
+                dd = np.sqrt((l - cl) ** 2 + (a - ca) ** 2)
+            tendon_alpha = np.maximum(tendon_alpha, smoothstep_inside(tend_r - dd, h))
+    paint(MUSCLE, muscle_alpha * keep)
+    # intermuscular fat where a muscle has tapered / atrophied (inside the region, not bone)
+    paint(FAT, muscle_alpha * (1.0 - keep) * 0.0)  # fat already underneath (painted before)
+
+    # septa: distance to the compartment boundaries (only inside the muscle region)
+    big = np.float32(1e3)
+    d_sep = np.full(n, big, np.float32)
+    on_seg = (along > 0) & (along < len_tf)
+    d_sep = np.where(on_seg, np.minimum(d_sep, np.abs(ant_dist)), d_sep)
+    for psi_r in (psi_a, psi_p):
+        dr = rho_f * np.abs(np.sin(np.deg2rad(psi_f - psi_r)))
+        ok = (np.cos(np.deg2rad(psi_f - psi_r)) > 0) & (rho_f > rf)
+        d_sep = np.where(ok, np.minimum(d_sep, dr), d_sep)
+    rho_s = np.sqrt((l - piv_l) ** 2 + (a - piv_a) ** 2)
+    ds = rho_s * np.abs(np.sin(np.deg2rad(psi_s - split)))
+    d_sep = np.where(anterior & (np.cos(np.deg2rad(psi_s - split)) > 0) & ~in_lat, np.minimum(d_sep, ds), d_sep)
+    d_tp = np.abs(rho_tp - 1.0) * h_tp * 1.6
+    d_sep = np.where(post_side & ~in_lat, np.minimum(d_sep, d_tp), d_sep)
+    for rng_, g in ((gm_range, g_gm), (gl_range, g_gl)):
+        ok = (tdeg_w > rng_[0]) & (tdeg_w < rng_[1]) & (g > 1.0) & post_side & ~is_tp
+        d_sep = np.where(ok, np.minimum(d_sep, np.abs(depth - g)), d_sep)
+    ok = (depth < np.maximum(g_gm, g_gl)) & (np.abs(tdeg_w - th_mid) < 30)
+    d_sep = np.where(ok, np.minimum(d_sep, r * np.abs(np.sin(np.deg2rad(tdeg_w - th_mid)))), d_sep)
+    inside_mus = muscle_alpha > 0
+    sep_fat = thin_sheet_fraction(d_sep, leg.septum_fat_mm + 0.4, h) * inside_mus
+    paint(FAT, sep_fat * (leg.septum_fat_mm / (leg.septum_fat_mm + 0.4)))
+    paint(FASCIA, thin_sheet_fraction(d_sep, 0.6, h) * inside_mus)
+    # deep fascia (muscle boundary) and the interosseous membrane
+    paint(FASCIA, thin_sheet_fraction(np.abs(depth), 0.7, h) * (tib_depth < 0))
+
+    # vessels: (l, a) centres, radius, vein?
+    nvl, nva = -ua_tf, ux_tf  # anterior normal of the membrane
+    vessels = [
+        (mid_l + nvl * 3.0, mid_a + nva * 3.0, 1.6, ARTERY),
+        (mid_l + nvl * 3.0 + ux_tf * 3.5, mid_a + nva * 3.0 + ua_tf * 3.5, 1.8, VEIN),
+        (mid_l - nvl * (h_tp * 1.6 + 2.5) - ux_tf * 8.0, mid_a - nva * (h_tp * 1.6 + 2.5) - ua_tf * 8.0, 1.8, ARTERY),
+        (mid_l - nvl * (h_tp * 1.6 + 2.5) - ux_tf * 4.0, mid_a - nva * (h_tp * 1.6 + 2.5) - ua_tf * 4.0, 2.2, VEIN),
+        (fl - nvl * (rf + 3.0) - ux_tf * 3.0, fa - nva * (rf + 3.0) - ua_tf * 3.0, 1.8, VEIN),
+    ]
+    for ang, rr in ((165.0, 2.2), (-95.0, 1.8)):
+        rad = along_s(np.deg2rad(ang))
+        tf = leg.fat_mm * 0.5
+        vessels.append(((rad + tf) * np.cos(np.deg2rad(ang)), (rad + tf) * np.sin(np.deg2rad(ang)), rr, VEIN))
+    for vl, va, vr, vt in vessels:
+        dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
+        paint(vt, smoothstep_inside(vr - dv, h) * (s > 0.1) * (s < 0.95))
+    paint(TENDON, tendon_alpha * (depth > -2))
+    # bones last
+    paint(CORTEX, smoothstep_inside(tib_depth, h))
+    paint(MARROW, smoothstep_inside(tib_depth - np.maximum(2.5, 4.5 - 2.5 * (tib_scale - 1.0)), h))
+    paint(CORTEX, smoothstep_inside(fib_depth, h))
+    paint(MARROW, smoothstep_inside(fib_depth - 2.0, h))
+
+    # muscle labels and properties
+    mf = frac[:, MUSCLE]
+    is_mus = mf > 0
+    lab = np.where(is_mus & (mf >= 0.5), m_idx.astype(np.int16) + np.int16(anatomy.side_offsets[leg.side]), 0).astype(np.int16)
+    patch = np.zeros(n, np.float32)
+    var = np.zeros(n, np.float32)
+    mi = np.flatnonzero(is_mus)
+    if mi.size:
+        patch[mi] = subject.patch_field(p[mi])
+        var[mi] = 0.4 * subject.tissue_field(p[mi])
+    t2 = np.zeros(n, np.float32)
+    ff = np.zeros(n, np.float32)
+    for idx, abbrev in enumerate(muscles, start=1):
+        on = is_mus & (m_idx == idx)
+        if not on.any():
+            continue
+        w = np.clip(1.0 + leg.patchiness * patch[on], 0.0, 2.0)
+        t2[on] = leg.t2_water_ms[abbrev] + var[on] + leg.t2_increase_ms[abbrev] * w
+        ff[on] = np.clip(leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95)
+    # write back (a point belongs to at most one leg's reach in practice; the later leg wins)
+    take = frac[:, AIR] < 1.0
+    idx_all = sel[take]
+    frac_all[idx_all] = frac[take]
+    label_all[idx_all] = lab[take]
+    t2_all[idx_all] = t2[take]
+    ff_all[idx_all] = ff[take]

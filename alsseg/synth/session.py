@@ -1,0 +1,99 @@
+"""One synthetic scanning session: every image of a protocol plus its ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alsseg.synth.anatomy import Subject
+from alsseg.synth.grid import Grid
+from alsseg.synth.render import (
+    IrProtocol, MeseProtocol, TissueVolume, add_rician_noise, anatomical_signal, ir_signal, mese_signal,
+    noise_sigma, render_tissues, true_maps,
+)
+
+#: stored intensity of muscle water at echo 1 (scanner-like integer scaling)
+SCALE_MUSCLE = 1000.0
+
+
+@dataclass
+class Session:
+    """Images and truth of one session on one grid.
+
+    Attributes:
+        grid: the acquisition grid (MESE, IR and T1w share it).
+        mese: ``(X, Y, Z, n_echoes)`` float32 magnitudes (scanner-like scale, muscle ≈ 1000).
+        ir: ``(X, Y, Z, n_TI)`` float32 IR magnitudes.
+        t1w: ``(X, Y, Z)`` float32.
+        label: ``(X, Y, Z)`` int16 label ids.
+        maps: true maps (see :func:`alsseg.synth.render.true_maps`).
+        tissues: the :class:`TissueVolume` behind them.
+        noise_sigma: σ of the MESE noise (same units as ``mese``).
+    """
+
+    grid: Grid
+    mese: np.ndarray
+    ir: np.ndarray
+    t1w: np.ndarray
+    label: np.ndarray
+    maps: dict
+    tissues: TissueVolume
+    noise_sigma: float
+
+    def muscle_table(self) -> list[dict]:
+        """True per-muscle values: one dict per label present (label, side, muscle, volume_ml,
+        t2_water_ms, fat_fraction, t1_ms, n_voxels) — means over the label's voxels of the
+        true maps; the volume is ``n_voxels × voxel volume`` of the grid."""
+        from alsseg.labels import load_anatomy
+
+        anatomy = load_anatomy()
+        rows = []
+        vv = self.grid.voxel_volume_ml
+        for lab in anatomy.labels:
+            m = self.label == lab.id
+            n = int(m.sum())
+            if n == 0:
+                rows.append(dict(label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=0.0,
+                                 t2_water_ms=float("nan"), fat_fraction=float("nan"), t1_ms=float("nan"),
+                                 n_voxels=0))
+                continue
+            rows.append(dict(
+                label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=n * vv,
+                t2_water_ms=float(self.maps["t2_water_ms"][m].mean()),
+                fat_fraction=float(self.maps["fat_fraction"][m].mean()),
+                t1_ms=float(self.maps["t1_ms"][m].mean()), n_voxels=n))
+        return rows
+
+
+def render_session(subject: Subject, grid: Grid, *, mese: MeseProtocol = MeseProtocol(),
+                   ir: IrProtocol | None = IrProtocol(), snr: float | None = 60.0,
+                   rng: np.random.Generator | None = None, n_sub: int | None = None) -> Session:
+    """Render a whole session: MESE, IR T1 series, T1-weighted image, labels and truth.
+
+    Args:
+        subject: the subject at this visit.
+        grid: acquisition grid (shared by all series).
+        mese: MESE protocol.
+        ir: IR protocol (``None``: no T1 series, ``ir`` is an empty array).
+        snr: mean muscle signal at echo 1 / noise σ (Rician, same σ for all echoes and for the
+            other series relative to their own muscle signal); ``None`` = noiseless.
+        rng: noise generator (default seeded from the subject).
+        n_sub: partial-volume samples across the slice.
+    """
+    rng = rng if rng is not None else np.random.default_rng([subject.seed, 11])
+    tv = render_tissues(subject, grid, n_sub=n_sub)
+    maps = true_maps(subject, tv)
+    echoes = mese_signal(subject, tv, mese) * np.float32(SCALE_MUSCLE)
+    irs = ir_signal(subject, tv, ir) * np.float32(SCALE_MUSCLE) if ir is not None else np.zeros(grid.shape + (0,), np.float32)
+    t1w = anatomical_signal(subject, tv, "t1w")
+    t1w *= np.float32(SCALE_MUSCLE / max(float(t1w[tv.label > 0].mean()) if (tv.label > 0).any() else 1.0, 1e-6))
+    sigma = 0.0
+    if snr is not None:
+        sigma = noise_sigma(echoes[..., 0], tv.label, snr)
+        echoes = add_rician_noise(echoes, sigma, rng)
+        if irs.size:
+            irs = add_rician_noise(irs, sigma, rng)
+        t1w = add_rician_noise(t1w, noise_sigma(t1w, tv.label, snr), rng)
+    return Session(grid, echoes.astype(np.float32), irs.astype(np.float32), t1w.astype(np.float32),
+                   tv.label, maps, tv, float(sigma))

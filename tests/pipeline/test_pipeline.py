@@ -1,0 +1,140 @@
+"""alsseg.pipeline: one session and a cohort on a tiny BIDS dataset (noiseless EPG signals)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alsseg import pipeline
+from alsseg.io import InputError, load_nifti
+
+GT = pipeline.PipelineOptions(labels_from="groundtruth", fit_t1=False)
+
+
+def test_cohort_end_to_end(tiny_bids, tmp_path):
+    out = tmp_path / "deriv"
+    res = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
+    assert [r.status for r in res] == ["done", "done", "done"]
+    anat = out / "sub-01" / "ses-01" / "anat"
+    for name in ("desc-muscles_dseg.nii.gz", "desc-water_T2map.nii.gz", "desc-fatfraction_T2map.nii.gz",
+                 "desc-b1_T2map.nii.gz", "muscles.tsv"):
+        assert (anat / f"sub-01_ses-01_{name}").is_file(), name
+    assert (out / "dseg.tsv").is_file() and (out / "dataset_description.json").is_file()
+    assert (out / "sub-01" / "ses-01" / "figures" / "sub-01_ses-01_desc-qc.png").is_file()
+    # maps on the source grid, true values recovered from noiseless EPG signals
+    t2 = load_nifti(anat / "sub-01_ses-01_desc-water_T2map.nii.gz", check_finite=False)
+    src = load_nifti(tiny_bids / "sub-01" / "ses-01" / "anat" / "sub-01_ses-01_echo-1_MESE.nii.gz")
+    np.testing.assert_allclose(t2.affine, src.affine)
+    tab = pd.read_csv(anat / "sub-01_ses-01_muscles.tsv", sep="\t", na_values="n/a")
+    truth = {1: 31.0, 5: 36.0, 11: 29.0, 15: 33.0}
+    for lid, want in truth.items():
+        row = tab[tab.label == lid].iloc[0]
+        assert row.t2_water_ms == pytest.approx(want, abs=0.5), lid
+        assert row.participant_id == "sub-01" and row.session_id == "ses-01"
+    sol = tab[tab.label == 5].iloc[0]
+    assert sol.cut_fov and sol.volume_ml == pytest.approx(7 * 5 * 4 * 1.5 * 1.5 * 7 / 1000)
+    assert sol.fat_fraction == pytest.approx(0.15, abs=0.02)
+
+    # resumable: a second run skips everything
+    res2 = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
+    assert [r.status for r in res2] == ["skipped"] * 3
+
+    # group level: stats, QC, report
+    st = pipeline.run_stats(out)
+    assert len(st["muscles"]) > 0 and (out / "group" / "stats_group_comparison.tsv").is_file()
+    qc = st["qc"]
+    assert ((qc.kind == "subject without scans") & (qc["where"] == "sub-03")).any()
+    assert (qc.kind == "cut by field of view").any()
+    html = pipeline.run_report(out)
+    text = html.read_text()
+    assert "sub-03" in text and text.count("data:image/png;base64,") >= 4
+
+
+def test_killed_run_resumes(tiny_bids, tmp_path):
+    out = tmp_path / "deriv"
+    opts = GT
+    res = pipeline.run_cohort(tiny_bids, out, opts, quiet=True)
+    job_dir = out / "sub-01" / "ses-02"
+    marker = job_dir / "sub-01_ses-02_alsseg.json"
+    # simulate a run killed before the marker: marker gone, a stray temporary file left
+    marker.unlink()
+    (job_dir / "anat" / ".sub-01_ses-02_desc-water_T2map.abc.nii.gz").write_bytes(b"partial")
+    res = pipeline.run_cohort(tiny_bids, out, opts, quiet=True)
+    assert {r.name: r.status for r in res} == {"sub-01_ses-01": "skipped", "sub-01_ses-02": "done",
+                                               "sub-02_ses-01": "skipped"}
+    assert marker.is_file()
+    muscles, status = pipeline.collect_tables(out)
+    assert set(status.status) == {"done"} and muscles.session_id.nunique() == 2
+
+
+def test_failed_session_is_recorded_and_cohort_goes_on(tiny_bids, tmp_path):
+    # the ground-truth label map of one session is missing: that session fails, others finish
+    (tiny_bids / "derivatives/groundtruth/sub-01/ses-02/anat/sub-01_ses-02_desc-muscles_dseg.nii.gz").unlink()
+    out = tmp_path / "deriv"
+    res = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
+    st = {r.name: r for r in res}
+    assert st["sub-01_ses-02"].status == "failed" and "no such file" in st["sub-01_ses-02"].error
+    assert st["sub-01_ses-01"].status == "done" and st["sub-02_ses-01"].status == "done"
+    rec = json.loads((out / "sub-01/ses-02/sub-01_ses-02_failed.json").read_text())
+    assert "no such file" in rec["error"]
+    assert not (out / "sub-01/ses-02/sub-01_ses-02_alsseg.json").exists()
+    status = pd.read_csv(out / "group" / "cohort_status.tsv", sep="\t")
+    assert list(status.status) == ["done", "failed", "done"]
+    qc = pipeline.run_stats(out)["qc"]
+    assert ((qc.kind == "session failed") & (qc["where"] == "sub-01_ses-02")).any()
+
+
+def test_empty_segmentation_fails_cleanly(tiny_bids, tmp_path):
+    from alsseg.io import Image, save_nifti
+
+    p = tiny_bids / "derivatives/groundtruth/sub-02/ses-01/anat/sub-02_ses-01_desc-muscles_dseg.nii.gz"
+    save_nifti(Image(np.zeros((26, 14, 4), np.int16), np.diag([1.5, 1.5, 7.0, 1.0])), p)
+    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", GT, quiet=True)
+    bad = [r for r in res if r.status == "failed"]
+    assert [r.name for r in bad] == ["sub-02_ses-01"] and "empty" in bad[0].error
+
+
+def test_output_folder_guards(tiny_bids, tmp_path, tiny_bids_writer):
+    write_tiny_bids_fixture = tiny_bids_writer
+    # a non-empty folder that is not an alsseg output: refused, nothing written
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an alsseg output folder"):
+        pipeline.run_cohort(tiny_bids, foreign, GT, quiet=True)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    # results of another dataset: refused, never mixed
+    out = tmp_path / "deriv"
+    pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
+    before = sorted(str(p) for p in out.rglob("*"))
+    other = write_tiny_bids_fixture(tmp_path / "other")
+    with pytest.raises(InputError, match="another dataset"):
+        pipeline.run_cohort(other, out, GT, quiet=True)
+    from alsseg.quant import QuantOptions
+
+    with pytest.raises(InputError, match="other options"):
+        pipeline.run_cohort(tiny_bids, out, pipeline.PipelineOptions(labels_from="groundtruth", fit_t1=False,
+                                                                     quant=QuantOptions(erode_voxels=0)), quiet=True)
+    assert sorted(str(p) for p in out.rglob("*")) == before
+
+
+def test_shards_split_the_sessions(tiny_bids, tmp_path):
+    out = tmp_path / "deriv"
+    a = pipeline.run_cohort(tiny_bids, out, GT, shard=(1, 2), quiet=True)
+    b = pipeline.run_cohort(tiny_bids, out, GT, shard=(2, 2), quiet=True)
+    assert [r.name for r in a] == ["sub-01_ses-01", "sub-02_ses-01"] and [r.name for r in b] == ["sub-01_ses-02"]
+    assert (out / "group" / "cohort_status_shard-1-of-2.tsv").is_file()
+    _, status = pipeline.collect_tables(out)
+    assert list(status.status) == ["done"] * 3
+    assert pipeline.parse_shard("2/4") == (2, 4)
+    for bad in ("0/4", "5/4", "x"):
+        with pytest.raises(InputError):
+            pipeline.parse_shard(bad)
+
+
+def test_parallel_jobs(tiny_bids, tmp_path):
+    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", GT, jobs=2, quiet=True)
+    assert sorted(r.status for r in res) == ["done"] * 3

@@ -1,0 +1,120 @@
+"""nnU-Net v2 raw datasets: layout, labels, ignore label, splits, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from alsseg.io import Image, load_nifti, save_nifti
+from alsseg.io.errors import InputError
+from alsseg.labels import load_anatomy
+from alsseg.seg.dataset import Case, RawDataset, make_split, to_side_agnostic, write_dataset
+
+
+
+def test_layout_and_dataset_json(toy_dataset):
+    spec = json.loads((toy_dataset / "dataset.json").read_text())
+    assert spec["labels"]["background"] == 0 and spec["labels"]["ignore"] == 8
+    assert sorted(v for k, v in spec["labels"].items()) == list(range(9))  # consecutive (nnU-Net)
+    assert spec["numTraining"] == 6 and spec["file_ending"] == ".nii.gz"
+    assert (toy_dataset / "imagesTr" / "toy000__c0_0000.nii.gz").is_file()
+    lab = load_nifti(toy_dataset / "labelsTr" / "toy000__c0.nii.gz", dtype=None)
+    assert set(np.unique(lab.data)) <= set(range(8))
+    split = json.loads((toy_dataset / "splits_final.json").read_text())[0]
+    assert set(split["train"]).isdisjoint(split["val"]) and len(split["val"]) == 2
+    ds = RawDataset(toy_dataset)
+    assert ds.split == split and len(ds) == 6
+
+
+def test_side_agnostic_mapping():
+    anat = load_anatomy()
+    lab = np.array([0, 1, 7, 11, 17, 255])
+    assert to_side_agnostic(lab, anat).tolist() == [0, 1, 7, 1, 7, 8]
+
+
+def test_split_groups_subjects_and_is_seeded():
+    ids = [f"s{i}__{c}" for i in range(10) for c in ("a", "b")]
+    s1, s2 = make_split(ids, 0.3, 5), make_split(ids, 0.3, 5)
+    assert s1 == s2
+    val_subjects = {c.split("__")[0] for c in s1["val"]}
+    assert len(val_subjects) == 3
+    assert all(c.split("__")[0] not in val_subjects for c in s1["train"])
+
+
+def test_sparse_annotation_uses_ignore_label(tmp_path, toy):
+    root = write_dataset(tmp_path / "ds", toy.cases(3), sparse_every=3, val_fraction=0.0)
+    lab = load_nifti(root / "labelsTr" / "toy000__c0.nii.gz", dtype=None).data
+    annotated = [(lab[:, :, z] != 8).any() for z in range(lab.shape[2])]
+    assert annotated == [True, False, False, True, False]
+    assert json.loads((root / "dataset.json").read_text())["alsseg"]["sparse_every"] == 3
+
+
+def test_labels_outside_table_refused(tmp_path, toy):
+    case = toy.cases(1)[0]
+    bad = case.labels.copy()
+    bad[0, 0, 0] = 9
+    with pytest.raises(InputError, match=r"\[9\]"):
+        write_dataset(tmp_path / "ds", [Case("x__a", case.image, bad, "x.nii.gz")])
+
+
+def test_grid_mismatch_refused(tmp_path, toy):
+    case = toy.cases(1)[0]
+    with pytest.raises(InputError, match="does not match"):
+        write_dataset(tmp_path / "ds", [Case("x__a", case.image, case.labels[:, :, :3], "x.nii.gz")])
+
+
+def test_rawdataset_checks_files(toy_dataset):
+    # a label map edited by hand: value outside the table, then a grid mismatch
+    p = toy_dataset / "labelsTr" / "toy001__c0.nii.gz"
+    lab = load_nifti(p, dtype=None)
+    data = np.asarray(lab.data).copy()
+    data[1, 1, 1] = 12
+    save_nifti(Image(data, lab.affine), p)
+    ds = RawDataset(toy_dataset)
+    with pytest.raises(InputError, match="outside"):
+        ds.load("toy001__c0")
+    save_nifti(Image(data[:, :, :2] * 0, lab.affine), p)
+    with pytest.raises(InputError, match="does not match"):
+        ds.load("toy001__c0")
+
+
+def test_not_a_dataset(tmp_path):
+    with pytest.raises(InputError, match="no dataset.json"):
+        RawDataset(tmp_path)
+
+
+def test_cli_dataset_from_bids_and_nothing_written_on_error(tmp_path, capsys, toy):
+    """`alsseg dataset --bids` pairs MESE echo 1 with derivative label maps; a bad label map
+    stops it with one line and leaves no dataset folder."""
+    from alsseg.cli import main
+
+    root = tmp_path / "bids"
+    cases = toy.cases(2)
+    for i, c in enumerate(cases):
+        anat = root / f"sub-0{i}" / "anat"
+        anat.mkdir(parents=True)
+        echoes = np.stack([c.image.data, 0.5 * c.image.data], axis=-1)
+        save_nifti(Image(echoes, c.image.affine), anat / f"sub-0{i}_MESE.nii.gz")
+        (anat / f"sub-0{i}_MESE.json").write_text(json.dumps({"EchoTime": [0.01, 0.02], "RepetitionTime": 3.0}))
+        der = root / "derivatives" / "groundtruth" / f"sub-0{i}" / "anat"
+        der.mkdir(parents=True)
+        save_nifti(Image(c.labels.astype(np.uint8), c.image.affine), der / f"sub-0{i}_desc-muscles_dseg.nii.gz")
+    out = tmp_path / "Dataset002_bids"
+    assert main(["dataset", "--bids", str(root), "--out", str(out), "-q", "--val-fraction", "0.5"]) == 0
+    ds = RawDataset(out)
+    assert ds.case_ids == ["sub-00__mese", "sub-01__mese"]
+    img, lab = ds.load("sub-00__mese")
+    np.testing.assert_allclose(img.data, cases[0].image.data, rtol=1e-6)
+    # bad label value in the second subject
+    p = root / "derivatives" / "groundtruth" / "sub-01" / "anat" / "sub-01_desc-muscles_dseg.nii.gz"
+    lab = load_nifti(p, dtype=None)
+    d = np.asarray(lab.data).copy()
+    d[0, 0, 0] = 42
+    save_nifti(Image(d, lab.affine), p)
+    out2 = tmp_path / "Dataset003_bad"
+    capsys.readouterr()
+    assert main(["dataset", "--bids", str(root), "--out", str(out2), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "42" in err[0] and "sub-01_desc-muscles_dseg" in err[0]
+    assert not out2.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".Dataset003")]

@@ -1,0 +1,58 @@
+"""Post-processing: left/right from world coordinates, largest component, holes filled."""
+
+import numpy as np
+
+from alsseg.labels import load_anatomy
+from alsseg.seg.postprocess import postprocess, split_legs
+
+
+ANAT = load_anatomy()
+
+
+def test_sides_from_world_coordinates(toy):
+    lab, _ = toy.leg_labels()
+    agn = (lab % 10).astype(np.uint8)
+    aff = np.diag([2.0, 2.0, 7.0, 1.0])
+    aff[0, 3] = -80.0  # centred: x from -80 to +80 mm
+    out = postprocess(agn, aff, (2.0, 2.0, 7.0), ANAT)
+    np.testing.assert_array_equal(out, lab)  # right leg (larger x) got ids 1-7
+
+
+def test_sides_follow_the_affine_not_the_voxel_order(toy):
+    lab, _ = toy.leg_labels()
+    agn = (lab % 10).astype(np.uint8)
+    aff = np.diag([-2.0, 2.0, 7.0, 1.0])  # axis 0 runs right → left
+    aff[0, 3] = 80.0
+    out = postprocess(agn, aff, (2.0, 2.0, 7.0), ANAT)
+    # the leg drawn at high voxel x now lies at low world x: it is the left leg
+    flipped = np.where(lab > 10, lab - 10, np.where(lab > 0, lab + 10, 0))
+    np.testing.assert_array_equal(out, flipped)
+
+
+def test_single_leg_side(toy):
+    lab, _ = toy.leg_labels(legs=1)
+    agn = (lab % 10).astype(np.uint8)
+    aff = np.diag([2.0, 2.0, 7.0, 1.0])
+    aff[0, 3] = 10.0  # world x > 0: right, unless told
+    assert set(np.unique(postprocess(agn, aff, (2, 2, 7), ANAT))) - {0} == set(range(1, 8))
+    assert set(np.unique(postprocess(agn, aff, (2, 2, 7), ANAT, single_leg_side="L"))) - {0} == set(range(11, 18))
+    legs = split_legs(agn > 0, aff, (2, 2, 7))
+    assert set(np.unique(legs)) == {"R"}
+
+
+def test_largest_component_and_holes(toy):
+    lab, _ = toy.leg_labels()
+    agn = (lab % 10).astype(np.uint8)
+    aff = np.diag([2.0, 2.0, 7.0, 1.0])
+    aff[0, 3] = -80.0
+    noisy = agn.copy()
+    # a stray island of TA far from any TA, and a hole inside a SOL region
+    sol = np.argwhere(lab[:, :, 2] == 5)
+    cx, cy = sol[len(sol) // 2]
+    noisy[cx, cy, 2] = 0
+    noisy[0:2, 0:2, 0] = 1
+    out = postprocess(noisy, aff, (2.0, 2.0, 7.0), ANAT)
+    assert out[0:2, 0:2, 0].max() == 0
+    assert out[cx, cy, 2] == lab[cx, cy, 2]
+    raw = postprocess(noisy, aff, (2.0, 2.0, 7.0), ANAT, clean=False)
+    assert raw[cx, cy, 2] == 0

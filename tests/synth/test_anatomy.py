@@ -1,0 +1,119 @@
+"""Anatomy of the phantom: reproducibility, label ids, sides in world space, relations, disease."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alsseg.labels import load_anatomy
+from alsseg.synth import Grid, make_subject, random_grid, render_label_map, render_tissues
+from alsseg.synth.anatomy import CORTEX, FAT, MARROW, MUSCLE, MUSCLES
+
+ANAT = load_anatomy()
+
+
+def _centroid(img, lid):
+    ijk = np.argwhere(img.data == lid)
+    return ijk.mean(0) @ img.affine[:3, :3].T + img.affine[:3, 3]
+
+
+def test_same_seed_same_subject_and_different_seed_differs(small_grid):
+    a = render_label_map(make_subject(3), small_grid).data
+    b = render_label_map(make_subject(3), small_grid).data
+    c = render_label_map(make_subject(4), small_grid).data
+    assert np.array_equal(a, b)
+    assert (a != c).mean() > 0.005
+
+
+def test_label_map_ids_and_all_muscles_present(healthy_subject, small_grid):
+    lab = render_label_map(healthy_subject, small_grid)
+    assert lab.data.dtype == np.int16 and lab.shape == small_grid.shape
+    ids = set(np.unique(lab.data).tolist())
+    assert ids <= ANAT.valid_ids()
+    assert ids == ANAT.valid_ids(), f"missing labels {ANAT.valid_ids() - ids}"
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_right_leg_is_at_world_right_whatever_the_voxel_order(healthy_subject, flip):
+    grid = Grid.axial((150, 90, 4), (2.5, 2.5, 10.0), rotation_deg=8.0, flip_x=flip, flip_y=flip)
+    lab = render_label_map(healthy_subject, grid)
+    for m in MUSCLES:
+        r = _centroid(lab, ANAT.label_id(m, "R"))
+        left = _centroid(lab, ANAT.label_id(m, "L"))
+        assert r[0] > 5 and left[0] < -5 and r[0] - left[0] > 40, m  # RAS: +x is the subject's right
+
+
+def test_cross_section_relations(healthy_subject):
+    """Tibia anteromedial, fibula posterolateral; TA anterior, EDL lateral to TA, PER lateral,
+    TP deep, SOL posterior to TP, GM medial and GL lateral superficial bellies."""
+    leg = healthy_subject.legs["R"]
+    cx, cy = leg.centre_mm
+    grid = Grid.axial((110, 110, 1), (1.2, 1.2, 4.0), centre_mm=(cx, cy, 20.0), slice_thickness_mm=2.0)
+    tv = render_tissues(healthy_subject, grid, n_sub=1)
+    img = grid.image(tv.label)
+    c = {m: _centroid(img, ANAT.label_id(m, "R")) for m in MUSCLES}
+    lat = lambda p: p[0] - cx  # right leg: lateral = +x  # noqa: E731
+    ant = lambda p: p[1] - cy  # noqa: E731
+    bone = grid.image((tv.fractions[..., CORTEX] + tv.fractions[..., MARROW] > 0.5).astype(np.int16))
+    ijk = np.argwhere(bone.data > 0)
+    world = ijk @ grid.affine[:3, :3].T + grid.affine[:3, 3]
+    medial_bone = world[world[:, 0] < np.median(world[:, 0])].mean(0)   # tibia (bigger, medial)
+    lateral_bone = world[world[:, 0] > np.percentile(world[:, 0], 90)].mean(0)
+    assert ant(medial_bone) > 10 and ant(medial_bone) > ant(lateral_bone)       # tibia anterior
+    assert lat(lateral_bone) > lat(medial_bone) + 15                          # fibula lateral
+    assert ant(c["TA"]) > ant(c["TP"]) > ant(c["SOL"])
+    assert lat(c["EDL"]) > lat(c["TA"])
+    assert lat(c["PER"]) > lat(c["TP"])
+    assert ant(c["SOL"]) > ant(c["GM"]) and ant(c["SOL"]) > ant(c["GL"])
+    assert lat(c["GM"]) < lat(c["GL"])
+    # volumes: soleus and gastrocnemius medialis are the big ones, TP / EDL smaller than SOL
+    n = {m: (tv.label == ANAT.label_id(m, "R")).sum() for m in MUSCLES}
+    assert n["SOL"] > n["TP"] and n["SOL"] > n["EDL"] and n["GM"] > n["GL"]
+
+
+def test_gastrocnemius_ends_above_the_ankle_soleus_continues(healthy_subject):
+    subj = healthy_subject
+    z_low = subj.z_ankle_mm + 0.3 * subj.leg_length_mm  # 30 % of the leg above the ankle
+    grid = Grid.axial((150, 90, 1), (2.0, 2.0, 4.0), centre_mm=(0, 0, z_low), slice_thickness_mm=2.0)
+    lab = render_label_map(subj, grid, n_sub=1).data
+    for side in "RL":
+        assert (lab == ANAT.label_id("SOL", side)).sum() > 20
+        assert (lab == ANAT.label_id("GM", side)).sum() == 0
+        assert (lab == ANAT.label_id("GL", side)).sum() == 0
+
+
+def test_tissue_fractions_are_a_partition(healthy_tissues):
+    f = healthy_tissues.fractions
+    assert np.allclose(f.sum(-1), 1.0, atol=1e-4)
+    assert f.min() >= 0
+    # subcutaneous fat, bone and muscle are all there; partial volume exists at boundaries
+    assert f[..., FAT].max() == pytest.approx(1.0, abs=1e-3)
+    assert ((f[..., MUSCLE] > 0.05) & (f[..., MUSCLE] < 0.95)).sum() > 100
+
+
+def test_disease_raises_t2_and_fat_and_shrinks_the_muscle(small_grid):
+    healthy = make_subject(21, denervation={"R": 0.0, "L": 0.0})
+    sick = make_subject(21, denervation={"R": 0.9, "L": 0.0})
+    th, ts = render_tissues(healthy, small_grid), render_tissues(sick, small_grid)
+    ta_r, ta_l = ANAT.label_id("TA", "R"), ANAT.label_id("TA", "L")
+    assert ts.t2_water_ms[ts.label == ta_r].mean() > th.t2_water_ms[th.label == ta_r].mean() + 6
+    assert ts.fat_fraction_muscle[ts.label == ta_r].mean() > th.fat_fraction_muscle[th.label == ta_r].mean() + 0.1
+    assert (ts.label == ta_r).sum() < 0.85 * (th.label == ta_r).sum()
+    # the healthy left leg is untouched
+    assert ts.t2_water_ms[ts.label == ta_l].mean() == pytest.approx(th.t2_water_ms[th.label == ta_l].mean(), abs=0.01)
+    # ALS-typical muscles suffer more than TP
+    sev = sick.legs["R"].severity
+    assert sev["TA"] > sev["TP"] and sev["GM"] > sev["TP"]
+    # patchy: within-muscle spread of T2 grows with disease
+    assert ts.t2_water_ms[ts.label == ta_r].std() > 2 * th.t2_water_ms[th.label == ta_r].std()
+
+
+def test_random_grids_hold_both_legs():
+    rng = np.random.default_rng(0)
+    subj = make_subject(2)
+    for _ in range(3):
+        g = random_grid(rng, n_slices=(3, 4))
+        sp = g.spacing_mm
+        assert 0.7 <= sp[0] <= 1.6 and 5 <= sp[2] <= 10 and g.thickness_mm <= sp[2] + 1e-9
+        ids = set(np.unique(render_label_map(subj, g, n_sub=1).data).tolist())
+        assert any(i in ids for i in range(1, 8)) and any(i in ids for i in range(11, 18))
