@@ -348,7 +348,7 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
         labels = np.asarray(lab_img.data)
         if not np.issubdtype(labels.dtype, np.integer):
             labels = np.round(labels).astype(np.int16)
-        source_labels = str(job.labels)
+        source_labels = Path(job.labels).name
     else:
         seg = _segmenter(options.model)
         labels = np.asarray(seg.predict(series.image).data)
@@ -365,7 +365,8 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
     end("fit_t2")
     if t1_series is not None:
         begin("fit_t1")
-        maps["t1_ms"] = fit_t1(t1_series, mask, maps.get("b1"), options.threads)
+        # T1 only inside the muscles (it is not shown around them): about half the T1 cost
+        maps["t1_ms"] = fit_t1(t1_series, labels > 0, maps.get("b1"), options.threads)
         end("fit_t1")
 
     begin("quantify")
@@ -609,11 +610,16 @@ def qc_table(muscles, status, ds=None):
             rows.append({"kind": f"session {r['status']}", "where": r["session"], "detail": r["error"]})
     if not muscles.empty:
         per = muscles[muscles.get("kind", "muscle") == "muscle"] if "kind" in muscles else muscles
+        for (pid, ses), part in per.groupby(["participant_id", "session_id"], sort=False):
+            if "cut_fov" in part:
+                cut = part[part["cut_fov"].astype(bool)]
+                if len(cut):
+                    names = ", ".join(f"{m}_{s}" for m, s in zip(cut["muscle"], cut["side"]))
+                    rows.append({"kind": "cut by field of view", "where": f"{pid}_{ses}",
+                                 "detail": f"{len(cut)} muscle(s) on the first or last slice ({names}): "
+                                           "their volumes are those of the imaged slab"})
         for _, r in per.iterrows():
             where = f"{r['participant_id']}_{r['session_id']} {r['muscle']}_{r['side']}"
-            if bool(r.get("cut_fov", False)):
-                rows.append({"kind": "cut by field of view", "where": where,
-                             "detail": "present on the first or last slice: volume is a lower bound"})
             g = r.get("good_fit_fraction", np.nan)
             if np.isfinite(g) and g < 0.8:
                 rows.append({"kind": "failed fits", "where": where, "detail": f"{100 * (1 - g):.0f} % of voxels failed"})

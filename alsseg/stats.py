@@ -401,11 +401,10 @@ def _merge_motor(muscles: pd.DataFrame, motor: pd.DataFrame, motor_cols) -> pd.D
     _check_columns(motor, ("participant_id", "session_id", "side"), "motor table")
     cols = [c for c in motor_cols if c in motor.columns]
     m = motor[["participant_id", "session_id", "side", *cols]].copy()
-    for c in ("participant_id", "session_id", "side"):
-        m[c] = m[c].astype(str)
     mm = muscles.copy()
-    for c in ("participant_id", "session_id", "side"):
-        mm[c] = mm[c].astype(str)
+    for d in (m, mm):  # datasets without sessions: NaN / None / "" all mean "no session"
+        for c in ("participant_id", "session_id", "side"):
+            d[c] = d[c].where(d[c].notna(), "").astype(str).replace({"nan": "", "None": ""})
     return mm.merge(m, on=["participant_id", "session_id", "side"], how="left")
 
 

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="B1 search range (default 0.5 1.4)")
     r = p.add_argument_group("run")
     r.add_argument("--jobs", "-j", type=int, default=2, help="worker threads (default 2)")
-    r.add_argument("--chunk-voxels", type=int, default=4096, help="voxels per chunk (memory bound)")
+    r.add_argument("--chunk-voxels", type=int, default=16384, help="voxels per chunk (memory bound)")
     r.add_argument("--force", action="store_true", help="refit even if all outputs exist and are newer than the input")
     add_quiet(p)
     p.set_defaults(func=_fit_t2)

@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--probabilities", action="store_true", help="also write _desc-muscles_probseg (4-D)")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
+    s.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is "
+                   "fastest on a CPU shared with other jobs)")
     add_quiet(s)
     s.set_defaults(func=run_segment)
 
@@ -190,6 +192,12 @@ def run_segment(args) -> int:
     targets = [out / f"{n}_desc-muscles_dseg.nii.gz" for n in names]
     refuse_overwrite_of_inputs(targets, args.images)
     device = None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(None, "--threads must be >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.device:
         import torch
 

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _protocol_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snr", type=float, default=60.0, help="muscle signal / noise at echo 1; 0 = noiseless (default 60)")
+    p.add_argument("--snr", type=float, default=100.0, help="muscle signal / noise at echo 1; 0 = noiseless (default 100)")
     p.add_argument("--echoes", type=int, default=17, help="MESE echoes (default 17)")
     p.add_argument("--esp-ms", type=float, default=10.0, help="echo spacing, ms (default 10)")
     p.add_argument("--tr-ms", type=float, default=4000.0, help="MESE TR, ms (default 4000)")

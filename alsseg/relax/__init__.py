@@ -1,1 +1,42 @@
-"""Relaxometry: EPG engine, T2 and T1 models (numpy/scipy only; never torch)."""
+"""Relaxometry: EPG engine, T2 and T1 models, whole-volume fitting (numpy/scipy only; never torch).
+
+Public API (imported lazily so ``import alsseg.relax`` stays light):
+
+- :class:`~alsseg.relax.acquisition.MeseAcquisition` — what the scanner did (+ model constants);
+- :func:`~alsseg.relax.epg.cpmg_echoes`, :class:`~alsseg.relax.epg.SliceProfile` — EPG engine;
+- :func:`~alsseg.relax.t2.two_component_signal` — forward model; :class:`~alsseg.relax.dictionary.EpgDictionary`;
+- :class:`~alsseg.relax.t2.EpgT2Model`, :class:`~alsseg.relax.t2.MonoExpT2Model` — T2 fits;
+- :class:`~alsseg.relax.t1.InversionRecoveryT1Model`, :class:`~alsseg.relax.t1.SaturationRecoveryT1Model`,
+  :class:`~alsseg.relax.t1.VfaT1Model`, :func:`~alsseg.relax.t1.ir_signal`, ``sr_signal``, ``vfa_signal``;
+- :func:`~alsseg.relax.volume.fit_t2_volume`, :func:`~alsseg.relax.volume.fit_t1_volume`,
+  :func:`~alsseg.relax.volume.write_maps` — whole volumes and BIDS-derivative maps.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "alsseg.relax.acquisition": ("MeseAcquisition", "default_profile"),
+    "alsseg.relax.epg": ("SliceProfile", "cpmg_echoes"),
+    "alsseg.relax.dictionary": ("EpgDictionary",),
+    "alsseg.relax.t2": ("EpgT2Model", "EpgT2Fit", "MonoExpT2Model", "MonoExpT2Fit", "two_component_signal"),
+    "alsseg.relax.t1": ("InversionRecoveryT1Model", "SaturationRecoveryT1Model", "VfaT1Model", "T1Fit",
+                        "ir_signal", "sr_signal", "vfa_signal"),
+    "alsseg.relax.volume": ("fit_t2_volume", "fit_t1_volume", "write_maps", "map_paths", "bids_prefix",
+                            "auto_mask"),
+}
+_LAZY = {name: mod for mod, names in _WHERE.items() for name in names}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'alsseg.relax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 
-def map_chunks(func, y: np.ndarray, *, chunk_voxels: int = 4096, n_jobs: int = 1,
+def map_chunks(func, y: np.ndarray, *, chunk_voxels: int = 16384, n_jobs: int = 1,
                progress: bool = False, desc: str = "fit") -> dict[str, np.ndarray]:
     """Apply ``func(y_chunk) -> dict[str, (n,) or (n, k) ndarray]`` to row chunks of ``y (N, M)``.
 

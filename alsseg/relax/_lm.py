@@ -11,7 +11,7 @@ import numpy as np
 
 def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                n_iter: int = 8, lam0: float = 1e-3, tol: float = 1e-7, step_tol: float = 1e-5,
-               aux: np.ndarray | None = None):
+               aux: np.ndarray | None = None, target: np.ndarray | None = None):
     """Minimise ``Σ (y − f(p))²`` independently for ``N`` problems.
 
     Parameters
@@ -29,13 +29,17 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
     lam0 : float
         Initial Marquardt damping (relative to the diagonal of ``JᵀJ``).
     tol : float
-        A problem has converged once an accepted step decreases its cost by less than ``tol``
-        (relative) or moves no parameter by more than ``step_tol``.
+        A problem has converged once a step is predicted (lightly damped Gauss–Newton model) or
+        found to lower its cost by less than ``tol`` (relative), or moves no parameter by more
+        than ``step_tol``.
     step_tol : float
         See ``tol`` (parameter units).
     aux : (N, ...) ndarray, optional
         Per-problem constants; when given ``fun(p, aux_rows)`` receives the rows of the
         problems it evaluates.
+    target : (N,) ndarray, optional
+        Give up on a problem once its cost minus twice the predicted decrease stays above its
+        target (used to abandon a second start that cannot beat the first).
 
     Returns
     -------
@@ -43,7 +47,7 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
     cost : (N,) ndarray
         Final sum of squared residuals.
     converged : (N,) bool ndarray
-        Last accepted step decreased the cost by less than ``tol`` (relative) or the step vanished.
+        Stopped by one of the ``tol`` / ``step_tol`` / ``target`` criteria (not by ``n_iter``).
     """
     p = np.clip(p0, lower, upper)
     n, P = p.shape
@@ -54,24 +58,36 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
     upper = np.broadcast_to(upper, p.shape)
     m, jac = fun(p)
     res = y - m
-    cost = np.einsum("nm,nm->n", res, res)
-    lam = np.full(n, lam0)
+    cost = np.einsum("nm,nm->n", res, res).astype(np.float64)
     converged = np.zeros(n, bool)
     eye = np.eye(P)
-    act = np.arange(n)  # problems still iterating; arrays below are restricted to them
-    a_p, a_res, a_jac, a_cost, a_lam, a_y = p.copy(), res, jac, cost.copy(), lam, y
+    act = np.arange(n)  # problems still iterating; the a_* arrays are restricted to them
+    a_p, a_res, a_jac, a_cost, a_lam, a_y = p.copy(), res, jac, cost.copy(), np.full(n, lam0), y
     for _ in range(n_iter):
         jt = a_jac.transpose(0, 2, 1)
-        jtj = jt @ a_jac
-        g = (jt @ a_res[:, :, None])[:, :, 0]
+        jtj = (jt @ a_jac).astype(np.float64)
+        g = (jt @ a_res[:, :, None])[:, :, 0].astype(np.float64)
         diag = np.einsum("nii->ni", jtj)
         damp = a_lam[:, None] * diag + 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-30)
         step = np.linalg.solve(jtj + damp[:, :, None] * eye, g[:, :, None])[:, :, 0]
         step = np.where(np.isfinite(step), step, 0.0)
+        # decrease of the cost predicted by the linearised model for this step
+        pred = 2.0 * np.einsum("ni,ni->n", step, g) - np.einsum("ni,nij,nj->n", step, jtj, step)
+        stop = (pred <= tol * a_cost) & (a_lam <= lam0)
+        if target is not None:
+            stop |= a_cost - 2.0 * pred > target[act]
+        if stop.any():
+            converged[act[stop]] = True
+            go = ~stop
+            act = act[go]
+            if act.size == 0:
+                break
+            a_p, a_res, a_jac, a_cost, a_lam, a_y = a_p[go], a_res[go], a_jac[go], a_cost[go], a_lam[go], a_y[go]
+            step = step[go]
         trial = np.clip(a_p + step, lower[act], upper[act])
         m_t, jac_t = fun(trial, act) if aux is not None else fun(trial)
         res_t = a_y - m_t
-        cost_t = np.einsum("nm,nm->n", res_t, res_t)
+        cost_t = np.einsum("nm,nm->n", res_t, res_t).astype(np.float64)
         accept = cost_t < a_cost
         gain = np.where(accept, (a_cost - cost_t) / np.maximum(a_cost, 1e-300), 0.0)
         small_step = np.abs(trial - a_p).max(axis=1) < step_tol
@@ -84,13 +100,12 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
         p[act] = a_p
         cost[act] = a_cost
         converged[act] |= done
-        keep = ~converged[act]
-        if not keep.any():
-            break
-        if keep.mean() < 0.8:  # shrink the active set
+        if done.any():
+            keep = ~done
             act = act[keep]
-            a_p, a_res, a_jac, a_cost, a_lam = a_p[keep], a_res[keep], a_jac[keep], a_cost[keep], a_lam[keep]
-            a_y = a_y[keep]
+            if act.size == 0:
+                break
+            a_p, a_res, a_jac, a_cost, a_lam, a_y = a_p[keep], a_res[keep], a_jac[keep], a_cost[keep], a_lam[keep], a_y[keep]
     return p, cost, converged
 
 

@@ -204,6 +204,9 @@ class EpgT2Model:
         Global-search atoms = every ``stride``-th node of the fine dictionary along (T2, B1).
     t2_step, b1_step : float
         Fine dictionary steps (log T2, B1).
+    tol : float
+        A voxel's refinement stops once an accepted step lowers its squared residual by less than
+        this fraction, or moves T2 by < 0.003 % / B1 by < 2e-5 / amplitudes by < 1e-3 (relative).
 
     Raises
     ------
@@ -214,8 +217,9 @@ class EpgT2Model:
     n_params = 4
 
     def __init__(self, acq: MeseAcquisition, *, t2_range_ms=(10.0, 100.0), b1_range=(0.5, 1.4),
-                 n_iter: int = 40, coarse_stride=(3, 3), second_start_ratio: float = 1.0,
-                 second_start_b1_distance: float = 0.12, t2_step: float = 0.03, b1_step: float = 0.02):
+                 n_iter: int = 40, coarse_stride=(3, 3), second_start_ratio: float = 0.3,
+                 second_start_b1_distance: float = 0.12, t2_step: float = 0.03, b1_step: float = 0.02,
+                 tol: float = 1e-4):
         if acq.n_echoes <= self.n_params:
             raise InputError(None, f"{acq.n_echoes} echoes cannot determine the {self.n_params} parameters "
                              "of the two-component EPG model (water T2, fat fraction, B1, M0)")
@@ -223,18 +227,28 @@ class EpgT2Model:
         self.n_iter = int(n_iter)
         self.second_start_ratio = float(second_start_ratio)
         self.second_start_b1_distance = float(second_start_b1_distance)
+        self.tol = float(tol)
         self.dictionary = dic = EpgDictionary(acq, t2_range_ms, b1_range, t2_step, b1_step)
         T, B = dic.log_t2.size, dic.b1.size
         (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
         iu = np.unique(np.r_[np.arange(1, int(np.floor(uhi)) + 1, coarse_stride[0]), int(np.floor(uhi))])
         iv = np.unique(np.r_[np.arange(1, int(np.floor(vhi)) + 1, coarse_stride[1]), int(np.floor(vhi))])
-        gu, gv = np.meshgrid(iu, iv, indexing="ij")
+        gv, gu = np.meshgrid(iv, iu, indexing="ij")  # atom j = b·nu + a: T2 varies fastest
         self._coarse_u = gu.ravel().astype(float)
         self._coarse_v = gv.ravel().astype(float)
         w = dic.water[gu.ravel(), gv.ravel()]
         f = dic.fat[gv.ravel()]
         q1, q2 = orthonormal_pairs(w, f)
         self._q = np.ascontiguousarray(np.concatenate([q1, q2]).T.astype(np.float32))  # (R, 2J)
+        # the same projections with half the GEMM: y·q2 = (y·f_b − c_j y·q1) / n_j, where f_b is the
+        # fat atom of the atom's B1 node, c_j = f_b·q1_j and n_j = |f_b − c_j q1_j|
+        nu_, nv_ = iu.size, iv.size
+        fb = dic.fat[iv]                                                # (nv, R)
+        c = np.sum(f * q1, axis=1)
+        nrm = np.linalg.norm(f - c[:, None] * q1, axis=1)
+        self._qcat = np.ascontiguousarray(np.concatenate([q1, fb]).T.astype(np.float32))  # (R, J + nv)
+        self._fc = c.reshape(nv_, nu_).astype(np.float32)
+        self._finv = np.where(nrm > 1e-12, 1.0 / np.maximum(nrm, 1e-300), 0.0).reshape(nv_, nu_).astype(np.float32)
         basis2 = np.stack([w, f], axis=2)  # (J, R, 2)
         self._pinv = np.linalg.pinv(basis2)  # (J, 2, R)
         self._iu, self._iv = iu.astype(float), iv.astype(float)
@@ -254,13 +268,20 @@ class EpgT2Model:
     # --------------------------------------------------------------- voxel engine
     def _model_fun(self, p):
         w, f, wu, wv, fv = self.dictionary.interpolate(p[:, 2], p[:, 3])
-        aw, af = p[:, 0:1], p[:, 1:2]
+        dt = w.dtype
+        aw, af = p[:, 0:1].astype(dt), p[:, 1:2].astype(dt)
         m = aw * w + af * f
-        jac = np.stack([w, f, aw * wu, aw * wv + af * fv], axis=2)
+        jac = np.empty(w.shape + (4,), dt)
+        jac[:, :, 0] = w
+        jac[:, :, 1] = f
+        np.multiply(aw, wu, out=jac[:, :, 2])
+        np.multiply(aw, wv, out=jac[:, :, 3])
+        jac[:, :, 3] += af * fv
         return m, jac
 
-    def _refine(self, z, j, u0=None, v0=None):
-        """Levenberg–Marquardt from coarse atoms ``j (n,)`` (optionally at sub-grid ``u0, v0``)."""
+    def _refine(self, z, j, u0=None, v0=None, target=None):
+        """Levenberg–Marquardt from coarse atoms ``j (n,)`` (optionally at sub-grid ``u0, v0``);
+        ``target``: give up where the cost cannot fall below it."""
         dic = self.dictionary
         amps = np.einsum("nkr,nr->nk", self._pinv[j], z)
         amps = np.maximum(amps, 0.0)
@@ -270,31 +291,65 @@ class EpgT2Model:
         (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
         lower = np.array([0.0, 0.0, ulo, vlo])
         upper = np.array([np.inf, np.inf, uhi, vhi])
-        return batched_lm(self._model_fun, p0, z, lower, upper, n_iter=self.n_iter, tol=1e-6, step_tol=1e-4)
+        return batched_lm(self._model_fun, p0, z.astype(self.dictionary.dtype), lower, upper, n_iter=self.n_iter, tol=self.tol, step_tol=1e-3,
+                          target=target)
 
     @staticmethod
-    def _vertex(x, e, k):
-        """Sub-grid maximum along one axis: parabola through nodes ``k−1, k, k+1`` of ``e (n, K)``."""
-        K = e.shape[1]
+    def _vertex(x, k, em, e0, ep):
+        """Sub-grid maximum along one axis: parabola through the energies at nodes ``k−1, k, k+1``
+        (``em, e0, ep``; ignored at the ends of the axis ``x``)."""
+        K = x.size
         kc = np.clip(k, 1, K - 2)
-        r = np.arange(e.shape[0])
         x0, x1, x2 = x[kc - 1], x[kc], x[kc + 1]
-        e0, e1, e2 = e[r, kc - 1], e[r, kc], e[r, kc + 1]
-        num = (x1 - x0) ** 2 * (e1 - e2) - (x1 - x2) ** 2 * (e1 - e0)
-        den = (x1 - x0) * (e1 - e2) - (x1 - x2) * (e1 - e0)
+        num = (x1 - x0) ** 2 * (e0 - ep) - (x1 - x2) ** 2 * (e0 - em)
+        den = (x1 - x0) * (e0 - ep) - (x1 - x2) * (e0 - em)
         with np.errstate(divide="ignore", invalid="ignore"):
             xv = x1 - 0.5 * num / den
         ok = (k == kc) & np.isfinite(xv) & (den != 0)
         return np.where(ok, np.clip(xv, x0, x2), x[k])
 
-    def _start(self, energy3, emax_u, amax_u, v):
-        """Atom index and sub-grid start for B1 node ``v (n,)`` of the coarse grid."""
+    def _start(self, energy3, amax_u, v):
+        """Atom index and sub-grid start at B1 node ``v (n,)``; ``energy3 (n, nv, nu)``."""
         r = np.arange(len(v))
+        nv, nu = energy3.shape[1:]
         u = amax_u[r, v]
-        nv = energy3.shape[2]
-        u_sub = self._vertex(self._iu, energy3[r, :, v], u)
-        v_sub = self._vertex(self._iv, energy3[r, u, :], v)
-        return u * nv + v, u_sub, v_sub
+        uc = np.clip(u, 1, nu - 2)
+        vc = np.clip(v, 1, nv - 2)
+        u_sub = self._vertex(self._iu, u, energy3[r, v, uc - 1], energy3[r, v, u], energy3[r, v, uc + 1])
+        v_sub = self._vertex(self._iv, v, energy3[r, vc - 1, u], energy3[r, v, u], energy3[r, vc + 1, u])
+        return v * nu + u, u_sub, v_sub
+
+    def _coarse(self, z, block: int = 2048):
+        """Global search over the coarse atoms, in cache-sized blocks of voxels.
+
+        Returns the best atom (``j1``) with its sub-grid start (``u1``, ``v1``) and the best atom of
+        another B1 basin (``j2``, ``u2``, ``v2``) with its projected energy ``e2`` (−inf if none).
+        """
+        n = z.shape[0]
+        out = {k: np.empty(n, np.intp) for k in ("j1", "j2")}
+        out.update({k: np.empty(n) for k in ("u1", "v1", "u2", "v2", "e2")})
+        nu, nv = self._iu.size, self._iv.size
+        J = nu * nv
+        for s in range(0, n, block):
+            sl = slice(s, min(n, s + block))
+            proj = z[sl].astype(np.float32) @ self._qcat
+            p1 = proj[:, :J].reshape(-1, nv, nu)
+            p2 = proj[:, J:, None] - self._fc * p1
+            p2 *= self._finv
+            energy3 = np.square(p1)
+            energy3 += np.square(p2, out=p2)
+            amax_u = energy3.argmax(axis=2)     # (b, nv): best T2 node at each B1 node
+            emax_u = np.take_along_axis(energy3, amax_u[:, :, None], axis=2)[:, :, 0]
+            vb = np.argmax(emax_u, axis=1)
+            out["j1"][sl], out["u1"][sl], out["v1"][sl] = self._start(energy3, amax_u, vb)
+            # a second basin: the best atom whose B1 is far from the best one (B1 and its mirror
+            # across the 180° refocusing give similar trains)
+            far = np.abs(self._coarse_b1[None, :] - self._coarse_b1[vb][:, None]) > self.second_start_b1_distance
+            e_far = np.where(far, emax_u, -np.inf)
+            v2 = np.argmax(e_far, axis=1)
+            out["e2"][sl] = e_far[np.arange(len(v2)), v2]
+            out["j2"][sl], out["u2"][sl], out["v2"][sl] = self._start(energy3, amax_u, v2)
+        return out
 
     def fit_voxels(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Fit ``y (N, n_echoes)`` echo trains; returns ``(N,)`` arrays (see :class:`EpgT2Fit`)."""
@@ -310,33 +365,17 @@ class EpgT2Model:
             yn = yv / scale[:, None]
             z = yn @ dic.basis
             rho = np.maximum(1.0 - np.einsum("nr,nr->n", z, z), 0.0)
-            proj = z.astype(np.float32) @ self._q
-            J = self._coarse_u.size
-            energy = np.square(proj[:, :J])
-            energy += np.square(proj[:, J:])
-            nu, nv = self._iu.size, self._iv.size
-            energy3 = energy.reshape(-1, nu, nv)
-            emax_u = energy3.max(axis=1)        # (n, nv): best over T2 at each B1 node
-            amax_u = energy3.argmax(axis=1)
-            vb = np.argmax(emax_u, axis=1)
-            rows = np.arange(len(vb))
-            e_best = emax_u[rows, vb]
-            jb, ub, vbs = self._start(energy3, emax_u, amax_u, vb)
-            p, cost, conv = self._refine(z, jb, ub, vbs)
-            # a second basin: the best atom whose B1 is far from the best one (B1 and its mirror
-            # across 180° refocusing give similar trains); refine it too where it fits almost as well
-            far = np.abs(self._coarse_b1[None, :] - self._coarse_b1[vb][:, None]) > self.second_start_b1_distance
-            e_far = np.where(far, emax_u, -np.inf)
-            v2 = np.argmax(e_far, axis=1)
-            e_other = e_far[rows, v2]
+            cs = self._coarse(z)
+            p, cost, conv = self._refine(z, cs["j1"], cs["u1"], cs["v1"])
+            e_other = cs["e2"]
             # the other basin could hold a better fit if its best coarse atom misses no more than the
             # refined fit does plus what the coarse grid can miss
             c1 = cost + rho
             second = np.isfinite(e_other) & ((1.0 - e_other) <= c1 + self.second_start_ratio * self._coarse_loss)
             if second.any():
                 sel = np.flatnonzero(second)
-                j2, u2, v2s = self._start(energy3[sel], emax_u[sel], amax_u[sel], v2[sel])
-                p2, cost2, conv2 = self._refine(z[sel], j2, u2, v2s)
+                p2, cost2, conv2 = self._refine(z[sel], cs["j2"][sel], cs["u2"][sel], cs["v2"][sel],
+                                                target=cost[sel])
                 take = cost2 < cost[sel]
                 idx = sel[take]
                 p[idx], cost[idx], conv[idx] = p2[take], cost2[take], conv2[take]
@@ -365,7 +404,7 @@ class EpgT2Model:
         out["flag"] = flag
         return out
 
-    def fit(self, data, mask=None, *, chunk_voxels: int = 4096, n_jobs: int = 1,
+    def fit(self, data, mask=None, *, chunk_voxels: int = 16384, n_jobs: int = 1,
             progress: bool = False) -> EpgT2Fit:
         """Fit every masked voxel.
 

@@ -95,7 +95,7 @@ def _as_image(series_or_image):
 
 
 def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None, *, model: str = "epg",
-                  mono_method: str = "nlls", skip_first: bool = False, chunk_voxels: int = 4096,
+                  mono_method: str = "nlls", skip_first: bool = False, chunk_voxels: int = 16384,
                   n_jobs: int = 2, progress: bool = True, t2_range_ms=(10.0, 100.0),
                   b1_range=(0.5, 1.4)) -> dict:
     """Fit T2 maps over a whole MESE volume.

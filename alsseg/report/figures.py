@@ -192,7 +192,25 @@ def session_strip(anat2d: np.ndarray, labels2d: np.ndarray | None, maps2d: dict[
         from alsseg.labels import load_anatomy
         colours = {lab.id: lab.muscle.colour for lab in load_anatomy().labels}
     n = 1 + len(maps2d)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.4))
+    # zoom on the legs: bounding box of the labels (or of the finite maps) plus a margin
+    box = None
+    ref = np.asarray(labels2d) > 0 if labels2d is not None else None
+    if ref is None or not ref.any():
+        finite = [np.isfinite(np.asarray(m, float)) for m in maps2d.values()]
+        ref = np.logical_or.reduce(finite) if finite else None
+    if ref is not None and ref.any():
+        xs, ys = np.flatnonzero(ref.any(1)), np.flatnonzero(ref.any(0))
+        mx = max(4, int(0.08 * (xs[-1] - xs[0] + 1)))
+        my = max(4, int(0.08 * (ys[-1] - ys[0] + 1)))
+        box = (slice(max(0, xs[0] - mx), xs[-1] + mx + 1), slice(max(0, ys[0] - my), ys[-1] + my + 1))
+    if box is not None:
+        anat2d = np.asarray(anat2d)[box]
+        labels2d = None if labels2d is None else np.asarray(labels2d)[box]
+        maps2d = {k: np.asarray(v)[box] for k, v in maps2d.items()}
+    sx, sy = np.asarray(anat2d).shape[:2]
+    w = 3.0
+    h = float(np.clip(w * sy / max(sx, 1), 1.2, 4.0))
+    fig, axes = plt.subplots(1, n, figsize=(w * n, h + 0.5))
     axes = np.atleast_1d(axes)
 
     def show(ax, img, **kw):
@@ -212,4 +230,4 @@ def session_strip(anat2d: np.ndarray, labels2d: np.ndarray | None, maps2d: dict[
         show(ax, np.ma.masked_invalid(img), cmap=cmap, vmin=lo, vmax=hi_)
         ax.set_title(LABELS.get(name, name), fontsize=8)
     fig.suptitle(title, fontsize=9)
-    return to_png(fig, dpi=70)
+    return to_png(fig, dpi=75)

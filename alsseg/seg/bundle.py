@@ -23,7 +23,7 @@ from pathlib import Path
 from alsseg.io.atomic import atomic_path, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.labels import load_anatomy
-from alsseg.seg.recipe import NetworkConfig, PreprocessConfig, recipe_from_dict
+from alsseg.seg.recipe import PreprocessConfig, recipe_from_dict
 
 #: where shipped bundles live (the repository's ``models/`` folder).
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -129,17 +129,17 @@ def load_run_spec(run_dir: str | Path) -> dict:
 
 
 def load_checkpoint_segmenter(checkpoint: str | Path, device=None):
-    """A Segmenter from a run's checkpoint file (``RUN/checkpoints/best.pt``)."""
+    """A Segmenter from a run's checkpoint file (``RUN/checkpoints/best.pt`` or ``last.pt``)."""
     from alsseg.seg.infer import build_segmenter
 
     checkpoint = Path(checkpoint)
     spec = load_run_spec(checkpoint.parent.parent)
     recipe = recipe_from_dict(spec["recipe"])
-    net = NetworkConfig(**{**recipe.network.__dict__}) if not spec.get("network") else \
-        recipe_from_dict({"network": spec["network"]}).network
-    pre = recipe.preprocess if not spec.get("preprocess") else recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
+    pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
+    net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
     state = safe_load_weights(checkpoint)
-    return build_segmenter(state, pre, net, recipe.train.patch_size, recipe.anatomy, device, {"name": str(checkpoint)})
+    return build_segmenter(state, pre, net, recipe.train.patch_size, recipe.anatomy, device,
+                           {"name": str(checkpoint)})
 
 
 def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str) -> dict:

@@ -138,8 +138,6 @@ class Segmenter:
 def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: NetworkConfig, patch_size,
                     anatomy: str, device=None, metadata: dict | None = None) -> Segmenter:
     """Instantiate the network, load weights, put it in eval mode on ``device``."""
-    import torch
-
     from alsseg.seg.network import build_network
 
     anat = load_anatomy(anatomy)
@@ -147,5 +145,4 @@ def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: Net
     model = build_network(network, anat.n_muscles + 1)
     model.load_state_dict(state_dict)
     model.to(device).eval()
-    torch.set_grad_enabled(True)
     return Segmenter(model, preprocess, network, tuple(patch_size), anat, device, dict(metadata or {}))

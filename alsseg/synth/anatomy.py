@@ -160,18 +160,22 @@ class Subject:
         return {(s, m): self.legs[s].severity[m] for s in ("R", "L") for m in MUSCLES}
 
 
-#: default non-muscle tissue properties at 3 T: proton density (muscle water = 1), water T2
-#: and T1 (ms), fat fraction of the signal. Fat's own T2/T1 are FAT_T2_MS / FAT_T1_MS.
+#: default non-muscle tissue properties at 3 T: proton density (muscle water = 1, receive
+#: weighting included), water T2 and T1 (ms), fat fraction of the signal, and optionally the
+#: apparent T2 of the tissue's fat (``fat_t2_ms``; default FAT_T2_MS). Adipose tissue and marrow
+#: use 125 ms and PD 1.45 (fat), 1.1 (marrow): tuned on the real 3 T scan (benchmarks/synth_realism.py), where
+#: subcutaneous fat decays faster than the 151 ms fat pool of the muscle model (J-coupling,
+#: multiple spectral lines); intramuscular fat keeps FAT_T2_MS, the relaxometry model's value.
 FAT_T2_MS = 151.0
 FAT_T1_MS = 365.0
 MUSCLE_T1_MS = 1400.0
 DEFAULT_TISSUES = {
     "air": dict(pd=0.0, t2_ms=30.0, t1_ms=1000.0, ff=0.0),
     "skin": dict(pd=0.75, t2_ms=35.0, t1_ms=1000.0, ff=0.35),
-    "fat": dict(pd=1.0, t2_ms=40.0, t1_ms=1000.0, ff=0.97),
+    "fat": dict(pd=1.45, t2_ms=40.0, t1_ms=1000.0, ff=0.95, fat_t2_ms=125.0),
     "fascia": dict(pd=0.35, t2_ms=25.0, t1_ms=900.0, ff=0.4),
-    "cortex": dict(pd=0.03, t2_ms=2.0, t1_ms=500.0, ff=0.0),
-    "marrow": dict(pd=1.0, t2_ms=40.0, t1_ms=900.0, ff=0.9),
+    "cortex": dict(pd=0.06, t2_ms=2.0, t1_ms=500.0, ff=0.0),
+    "marrow": dict(pd=1.1, t2_ms=40.0, t1_ms=900.0, ff=0.9, fat_t2_ms=125.0),
     "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
     "artery": dict(pd=0.08, t2_ms=100.0, t1_ms=1900.0, ff=0.0),
     "tendon": dict(pd=0.08, t2_ms=6.0, t1_ms=600.0, ff=0.0),
@@ -185,7 +189,7 @@ def _u(rng, lo, hi):
 def make_subject(seed: int = 0, *, disease: str | float = "healthy",
                  denervation: dict | None = None, group: str | None = None,
                  effect_t2_ms: float = 14.0, effect_ff: float = 0.35,
-                 effect_atrophy: float = 0.45, tissues: dict | None = None) -> Subject:
+                 effect_atrophy: float = 0.6, tissues: dict | None = None) -> Subject:
     """Draw a random subject (both legs) from ``seed``.
 
     Args:
@@ -222,14 +226,14 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
 
     size = _u(rng, 0.85, 1.15)
-    separation = _u(rng, 105, 175)
+    fat_mm = _u(rng, 3.0, 11.0)
+    separation = 2.0 * (50.0 * size * 1.04 + fat_mm + 2.0) + _u(rng, 4.0, 70.0)
     centre = rng.normal(0, 6, 2)
     leg_length = _u(rng, 340, 420) * size ** 0.5
     s_centre = _u(rng, 0.5, 0.62)
     props_common = {m: _u(rng, 0.85, 1.15) for m in MUSCLES}
     t2_base = {m: _u(rng, 27.0, 31.5) for m in MUSCLES}
     ff_base = {m: _u(rng, 0.02, 0.06) for m in MUSCLES}
-    fat_mm = _u(rng, 3.0, 11.0)
     legs = {}
     for side in ("R", "L"):
         sign = 1.0 if side == "R" else -1.0
@@ -238,7 +242,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         dn = denervation[side]
         severity, t2i, ffi, atr = {}, {}, {}, {}
         for m in MUSCLES:
-            sev = float(np.clip(dn * ALS_SUSCEPTIBILITY[m] * rng_d.uniform(0.75, 1.25), 0, 1)) if dn > 0 else 0.0
+            sev = float(np.clip(dn * ALS_SUSCEPTIBILITY[m] * rng_d.uniform(0.85, 1.15), 0, 1)) if dn > 0 else 0.0
             severity[m] = sev
             t2i[m] = effect_t2_ms * sev
             ffi[m] = effect_ff * sev ** 1.5
@@ -248,16 +252,16 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             centre_mm=(float(centre[0] + sign * separation / 2 + rng.normal(0, 3)), float(centre[1] + rng.normal(0, 4))),
             slope=(float(sign * rng.normal(0.03, 0.03)), float(rng.normal(0, 0.04))),
             rotation_deg=float(rng.normal(0, 12)),
-            half_width_mm=55.0 * size * asym * _u(rng, 0.95, 1.05),
-            ant_mm=40.0 * size * asym * _u(rng, 0.92, 1.08),
-            post_mm=49.0 * size * asym * _u(rng, 0.9, 1.1),
+            half_width_mm=50.0 * size * asym * _u(rng, 0.95, 1.05),
+            ant_mm=37.0 * size * asym * _u(rng, 0.92, 1.08),
+            post_mm=45.0 * size * asym * _u(rng, 0.9, 1.1),
             fourier=fourier,
             fat_mm=fat_mm * _u(rng, 0.9, 1.1),
             skin_mm=_u(rng, 1.2, 2.0),
-            tibia_mm=12.5 * size ** 0.7 * _u(rng, 0.9, 1.1),
+            tibia_mm=14.0 * size ** 0.7 * _u(rng, 0.9, 1.1),
             fibula_mm=6.5 * size ** 0.7 * _u(rng, 0.85, 1.15),
             tibia_angle_deg=_u(rng, 105, 125),
-            fibula_angle_deg=_u(rng, -25, -5),
+            fibula_angle_deg=_u(rng, -32, -12),
             proportions={m: props_common[m] * _u(rng, 0.95, 1.05) for m in MUSCLES},
             septum_fat_mm=_u(rng, 0.05, 0.6),
             denervation=dn,
@@ -437,12 +441,12 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     rt = leg.tibia_mm * tib_scale
     th_t = np.deg2rad(leg.tibia_angle_deg)
     rb_t = along_s(th_t)
-    d_t = np.maximum(rb_t - rt * 1.08, 0.0)
+    d_t = np.maximum(rb_t - rt * 1.2 - 2.0, 0.0)
     tl, ta = d_t * np.cos(th_t), d_t * np.sin(th_t)
     rf = leg.fibula_mm * np.where(s < 0.12, 1.5, 1.0).astype(np.float32)
     th_f = np.deg2rad(leg.fibula_angle_deg)
     rb_f = along_s(th_f)
-    d_f = np.maximum(rb_f - rf - 17.0 * env, 0.0)
+    d_f = np.maximum(rb_f - rf - 24.0 * env, 0.0)
     fl, fa = d_f * np.cos(th_f), d_f * np.sin(th_f)
     # tibia: rounded triangle with an apex pointing along th_t (anterior crest)
     vtl, vta = l - tl, a - ta
@@ -457,7 +461,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
 
     # muscle region: inside the deep fascia, outside bones, not in the subcutaneous tibial sector
     rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 40.0))
-    shin_fat = (np.abs(rel) < 55.0) & (tib_depth > -4.0)
+    shin_fat = (np.abs(rel) < 35.0) & (tib_depth > -2.5)
     in_region = depth > 0
     # compartments
     ux_tf, ua_tf = fl - tl, fa - ta
@@ -585,15 +589,19 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         rad = along_s(np.deg2rad(ang))
         tf = leg.fat_mm * 0.5
         vessels.append(((rad + tf) * np.cos(np.deg2rad(ang)), (rad + tf) * np.sin(np.deg2rad(ang)), rr, VEIN))
+    # fat around the neurovascular bundles (anterior tibial, posterior tibial, peroneal)
+    for vl, va, vr, vt in vessels[:5:2]:
+        dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
+        paint(FAT, smoothstep_inside(leg.septum_fat_mm * 2.0 + 1.2 - dv, h) * (muscle_alpha > 0) * (s > 0.1))
     for vl, va, vr, vt in vessels:
         dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
         paint(vt, smoothstep_inside(vr - dv, h) * (s > 0.1) * (s < 0.95))
     paint(TENDON, tendon_alpha * (depth > -2))
     # bones last
     paint(CORTEX, smoothstep_inside(tib_depth, h))
-    paint(MARROW, smoothstep_inside(tib_depth - np.maximum(2.5, 4.5 - 2.5 * (tib_scale - 1.0)), h))
+    paint(MARROW, smoothstep_inside(tib_depth - np.maximum(2.5, 4.5 - 3.0 * (tib_scale - 1.0)), h))
     paint(CORTEX, smoothstep_inside(fib_depth, h))
-    paint(MARROW, smoothstep_inside(fib_depth - 2.0, h))
+    paint(MARROW, smoothstep_inside(fib_depth - 0.6 * rf, h))
 
     # muscle labels and properties
     mf = frac[:, MUSCLE]

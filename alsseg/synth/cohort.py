@@ -55,26 +55,28 @@ class CohortEffects:
         progression: range of the increase of denervation per visit (~4 months).
         control_denervation: maximum denervation of controls.
         cmap_exponent: CMAP falls as ``(1 − D)^cmap_exponent``.
-        cmap_noise: log-normal SD of CMAP measurement noise.
+        cmap_noise: log-normal SD of CMAP between legs (persistent: electrode placement, anatomy).
+        visit_noise: log-normal SD of CMAP and MVIC measurement noise from visit to visit.
         mvic_weakness: fraction of specific force lost at ``D = 1`` (on top of atrophy).
         mvic_reference_n: MVIC of a healthy leg of average anterior-compartment volume, N.
         mvic_volume_exponent: MVIC grows as (volume)^exponent.
-        mvic_noise: log-normal SD of MVIC noise.
+        mvic_noise: log-normal SD of MVIC between legs (persistent).
     """
 
     t2_ms: float = 14.0
     fat_fraction: float = 0.35
-    atrophy: float = 0.45
+    atrophy: float = 0.6
     als_denervation: tuple = (0.15, 0.8)
     asymmetry_sd: float = 0.15
     progression: tuple = (0.04, 0.18)
     control_denervation: float = 0.04
     cmap_exponent: float = 1.3
     cmap_noise: float = 0.12
+    visit_noise: float = 0.05
     mvic_weakness: float = 0.8
     mvic_reference_n: float = 250.0
-    mvic_volume_exponent: float = 0.6
-    mvic_noise: float = 0.08
+    mvic_volume_exponent: float = 0.4
+    mvic_noise: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class CohortConfig:
     visits: int = 2
     visit_interval_months: float = 4.0
     seed: int = 0
-    snr: float | None = 60.0
+    snr: float | None = 100.0
     shape: tuple = (256, 144, 18)
     spacing_mm: tuple = (1.5, 1.5, 7.0)
     slice_thickness_mm: float = 7.0
@@ -245,14 +247,20 @@ def motor_measures(people: list[dict], sessions: list[PlannedSession], muscles, 
     ctl = [v for (pid, _, _), v in vol.items() if groups.get(pid) == "control" and v > 0]
     v_ref = float(np.mean(ctl)) if ctl else float(np.mean([v for v in vol.values if v > 0] or [1.0]))
     rows = []
+    persistent = {}
     for s in sessions:
         p = by_id[s.participant_id]
         for side in ("R", "L"):
             d = s.denervation[side]
-            cmap = p["cmap_healthy_mv"] * (1 - d) ** effects.cmap_exponent * np.exp(rng.normal(0, effects.cmap_noise))
+            key = (s.participant_id, side)
+            if key not in persistent:
+                persistent[key] = (rng.normal(0, effects.cmap_noise), rng.normal(0, effects.mvic_noise))
+            e_cmap, e_mvic = persistent[key]
+            cmap = p["cmap_healthy_mv"] * (1 - d) ** effects.cmap_exponent * np.exp(
+                e_cmap + rng.normal(0, effects.visit_noise))
             v_ant = float(vol.get((s.participant_id, s.session_id, side), 0.0))
             mvic = (effects.mvic_reference_n * (v_ant / v_ref) ** effects.mvic_volume_exponent
-                    * (1 - effects.mvic_weakness * d) * np.exp(rng.normal(0, effects.mvic_noise)))
+                    * (1 - effects.mvic_weakness * d) * np.exp(e_mvic + rng.normal(0, effects.visit_noise)))
             rows.append(dict(participant_id=s.participant_id, session_id=s.session_id, side=side,
                              cmap_mv=round(float(cmap), 3), mvic_n=round(float(mvic), 1), denervation=round(d, 4)))
     return pd.DataFrame(rows)

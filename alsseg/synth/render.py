@@ -302,7 +302,11 @@ def mese_signal(subject: Subject, tv: TissueVolume, protocol: MeseProtocol = Mes
         t = subject.tissues[name]
         pd, ffv = t["pd"], t["ff"]
         wat = _b1_eval(_b1_lut_cached(protocol, float(t["t2_ms"]), float(t["t1_ms"])), b1[on])[:, sel_e]
-        acc[on] += (w[on] * pd)[:, None] * ((1 - ffv) * wat + ffv * fat_sig[on])
+        if "fat_t2_ms" in t and ffv > 0:
+            fat_t = _b1_eval(_b1_lut_cached(protocol, float(t["fat_t2_ms"]), FAT_T1_MS), b1[on])[:, sel_e]
+        else:
+            fat_t = fat_sig[on]
+        acc[on] += (w[on] * pd)[:, None] * ((1 - ffv) * wat + ffv * fat_t)
     if bias:
         acc *= tv.bias.reshape(-1)[body][:, None]
     out[body] = acc

@@ -68,7 +68,8 @@ class Session:
 
 def render_session(subject: Subject, grid: Grid, *, mese: MeseProtocol = MeseProtocol(),
                    ir: IrProtocol | None = IrProtocol(), snr: float | None = 60.0,
-                   rng: np.random.Generator | None = None, n_sub: int | None = None) -> Session:
+                   rng: np.random.Generator | None = None, n_sub: int | None = None,
+                   psf_sigma_vox: float = 0.55) -> Session:
     """Render a whole session: MESE, IR T1 series, T1-weighted image, labels and truth.
 
     Args:
@@ -80,6 +81,9 @@ def render_session(subject: Subject, grid: Grid, *, mese: MeseProtocol = MesePro
             other series relative to their own muscle signal); ``None`` = noiseless.
         rng: noise generator (default seeded from the subject).
         n_sub: partial-volume samples across the slice.
+        psf_sigma_vox: in-plane Gaussian point-spread function (σ in voxels) applied to the
+            noiseless images, like the k-space filtering and finite resolution of a scanner
+            (0 = none; the truth maps are not blurred).
     """
     rng = rng if rng is not None else np.random.default_rng([subject.seed, 11])
     tv = render_tissues(subject, grid, n_sub=n_sub)
@@ -88,6 +92,14 @@ def render_session(subject: Subject, grid: Grid, *, mese: MeseProtocol = MesePro
     irs = ir_signal(subject, tv, ir) * np.float32(SCALE_MUSCLE) if ir is not None else np.zeros(grid.shape + (0,), np.float32)
     t1w = anatomical_signal(subject, tv, "t1w")
     t1w *= np.float32(SCALE_MUSCLE / max(float(t1w[tv.label > 0].mean()) if (tv.label > 0).any() else 1.0, 1e-6))
+    if psf_sigma_vox > 0:
+        from scipy.ndimage import gaussian_filter
+
+        sig = (psf_sigma_vox, psf_sigma_vox, 0.0)
+        echoes = np.stack([gaussian_filter(echoes[..., e], sig) for e in range(echoes.shape[-1])], -1)
+        if irs.size:
+            irs = np.stack([gaussian_filter(irs[..., e], sig) for e in range(irs.shape[-1])], -1)
+        t1w = gaussian_filter(t1w, sig)
     sigma = 0.0
     if snr is not None:
         sigma = noise_sigma(echoes[..., 0], tv.label, snr)

@@ -187,6 +187,12 @@ def _dcmwrite(path: Path, ds) -> None:
 
 
 @pytest.fixture
+def dcmwrite():
+    """``dcmwrite(path, dataset)``: write a DICOM file with preamble and file meta."""
+    return _dcmwrite
+
+
+@pytest.fixture
 def dicom_series(tmp_path):
     """``dicom_series(name='dcm', **kw) -> SyntheticDicom`` written under tmp_path/name."""
 

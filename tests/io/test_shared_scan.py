@@ -121,3 +121,44 @@ def test_info_json_real_scan(shared_mese, capsys):
     assert s["shape"] == [256, 128, 8, 17] and s["orientation"] == "LPS"
     assert s["slice_spacing_mm"] == pytest.approx(37.1, abs=1e-3) and s["slice_gap_mm"] == pytest.approx(30.1, abs=1e-3)
     assert s["tr_ms"] == 5000.0 and s["field_strength_t"] == 3.0 and s["refocus_deg"] == 180.0
+
+
+def test_real_scan_as_classic_single_frame_files(shared_mese, tmp_path, dcmwrite):
+    """Split the real enhanced files into 136 classic single-frame files (same geometry, pixels,
+    echo times): the classic path must give exactly the same series."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    n = 0
+    for f in sorted(shared_mese.glob("*.dcm")):
+        ds = pydicom.dcmread(str(f))
+        pixels = ds.pixel_array
+        timing = ds.SharedFunctionalGroupsSequence[0].MRTimingAndRelatedParametersSequence[0]
+        for fr, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            c = Dataset()
+            c.file_meta = FileMetaDataset()
+            c.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+            c.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            c.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            c.SOPClassUID, c.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4", c.file_meta.MediaStorageSOPInstanceUID
+            for kw in ("SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Manufacturer",
+                       "MagneticFieldStrength", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                       "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+                setattr(c, kw, ds.data_element(kw).value)
+            c.ScanningSequence = "SE"
+            c.EchoTime = group.MREchoSequence[0].EffectiveEchoTime
+            c.RepetitionTime, c.FlipAngle = timing.RepetitionTime, timing.FlipAngle
+            c.ImagePositionPatient = group.PlanePositionSequence[0].ImagePositionPatient
+            c.ImageOrientationPatient = group.PlaneOrientationSequence[0].ImageOrientationPatient
+            measures = group.PixelMeasuresSequence[0]
+            c.PixelSpacing, c.SliceThickness = measures.PixelSpacing, measures.SliceThickness
+            c.PixelData = pixels[fr].tobytes()
+            n += 1
+            dcmwrite(tmp_path / f"c{n:04d}.dcm", c)
+    assert n == 136
+    classic, enhanced = load_mese(tmp_path), load_mese(shared_mese)
+    np.testing.assert_array_equal(classic.image.data, enhanced.image.data)
+    np.testing.assert_allclose(classic.image.affine, enhanced.image.affine, atol=1e-6)
+    np.testing.assert_allclose(classic.echo_times_ms, enhanced.echo_times_ms)
+    assert (classic.tr_ms, classic.refocus_deg, classic.slice_thickness_mm) == (5000.0, 180.0, 7.0)

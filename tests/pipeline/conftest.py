@@ -116,3 +116,9 @@ def tiny_bids(tmp_path):
 def tiny_bids_writer():
     """``write_tiny_bids(root, sessions=..., participants=..., motor_rows=None) -> root``."""
     return write_tiny_bids
+
+
+@pytest.fixture
+def tiny_arrays():
+    """``tiny_session_arrays(t2_shift=0.0) -> (labels, t2, ff)``."""
+    return tiny_session_arrays

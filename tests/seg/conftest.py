@@ -122,3 +122,15 @@ def tiny_run(tmp_path_factory):
     recipe = recipe_from_dict(yaml.safe_load(TINY_RECIPE))
     train(recipe, ds, root / "run", quiet=True)
     return root / "run", ds
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread in these tests: on a shared 2-core CPU, OpenMP threads spin-wait and a
+    second thread makes small networks several times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,72 @@
+"""Inference time, file in → file out, model load included, for a bilateral calf volume.
+
+A synthetic subject is rendered on a 256 x 256 x 30 grid (1.6 x 1.6 x 7 mm) and written as
+NIfTI; then ``alsseg segment`` runs on it (a) in-process (model load + read + predict + write)
+and (b) as a fresh ``alsseg`` process (adds interpreter start and imports). Median of repeats.
+
+    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lowerleg-unet")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--shape", default="256,256,30")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (alsseg segment --threads)")
+    args = ap.parse_args(argv)
+
+    from alsseg.io import save_nifti
+    from alsseg.seg.sources import _synth_api
+
+    make_subject, _, render_tissues, render_contrast = _synth_api()
+    from alsseg.synth.grid import Grid
+
+    shape = tuple(int(v) for v in args.shape.split(","))
+    grid = Grid.axial(shape, (1.6, 1.6, 7.0))
+    subj = make_subject(123456)
+    img = render_contrast(subj, grid, "mese_e1", np.random.default_rng(0))
+    tmp = Path(tempfile.mkdtemp())
+    src = save_nifti(img, tmp / "calf_T2w.nii.gz")
+
+    from alsseg.cli import main as cli
+
+    t_in, t_sub = [], []
+    for r in range(args.repeats):
+        t = time.perf_counter()
+        assert cli(["segment", str(src), "--out", str(tmp / f"in{r}"), "--model", args.model, "-q",
+                    "--threads", str(args.threads)]) == 0
+        t_in.append(time.perf_counter() - t)
+    for r in range(args.repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "alsseg", "segment", str(src), "--out", str(tmp / f"sub{r}"),
+                        "--model", args.model, "-q", "--threads", str(args.threads)], check=True)
+        t_sub.append(time.perf_counter() - t)
+    import torch
+
+    print(f"# inference time, {shape[0]}x{shape[1]}x{shape[2]} NIfTI in -> label NIfTI out, model load "
+          f"included; {platform.machine()} {platform.processor() or ''}, {args.threads} torch thread(s), "
+          f"median of {args.repeats}")
+    print("| how | median s | all runs s |")
+    print("|---|---|---|")
+    print(f"| in-process `alsseg.cli.main(['segment', ...])` | {np.median(t_in):.2f} | "
+          + ", ".join(f"{t:.2f}" for t in t_in) + " |")
+    print(f"| new process `python -m alsseg segment ...` | {np.median(t_sub):.2f} | "
+          + ", ".join(f"{t:.2f}" for t in t_sub) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Speed of the synthetic-data generator: one subject on a training-size grid, and the default cohort.
+
+Prints a table (median of repeats, wall and CPU seconds) with the machine named. No peer tool
+makes lower-leg phantoms, so there is no side-by-side column; the targets of issue 4 are
+"one 256×256×30 subject in ≤ 2 s" and "the default cohort in < 2 min on 2 cores".
+
+    python benchmarks/bench_synth_cohort.py [--repeats 3] [--skip-cohort] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.node()}: {cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f} at start"
+
+
+def _time(fn, repeats):
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-cohort", action="store_true")
+    args = ap.parse_args(argv)
+    import numpy as np
+
+    from alsseg.synth import Grid, make_subject, render_contrast, render_label_map, render_tissues
+    from alsseg.synth.cohort import make_cohort
+    from alsseg.synth.render import MeseProtocol, mese_dictionary
+
+    print(f"# machine: {_machine()}")
+    print(f"# median of {args.repeats} repeats; wall and CPU (this process) seconds")
+    print(f"{'task':58s} {'wall s':>8s} {'cpu s':>8s}")
+    subj = make_subject(3, disease="als")
+    grid = Grid.axial((256, 256, 30), (1.2, 1.2, 6.0))
+    rows = []
+    t = _time(lambda: mese_dictionary.cache_clear() or mese_dictionary(MeseProtocol()), 1)
+    rows.append(("EPG dictionary for the default MESE protocol (once)", t))
+    rows.append(("label map 256x256x30, 6 mm slices (2 samples/slice)", _time(lambda: render_label_map(subj, grid), args.repeats)))
+    rows.append(("label map 256x256x30, 1 sample/slice (n_sub=1)", _time(lambda: render_label_map(subj, grid, n_sub=1), args.repeats)))
+    tv = render_tissues(subj, grid)
+    rows.append(("+ contrast 'random' (from the tissue volume)",
+                 _time(lambda: render_contrast(subj, grid, "random", np.random.default_rng(0), tissues=tv), args.repeats)))
+    rows.append(("+ contrast 'mese_e1' (EPG, one echo)",
+                 _time(lambda: render_contrast(subj, grid, "mese_e1", tissues=tv), args.repeats)))
+    rows.append(("+ contrast 't1w'", _time(lambda: render_contrast(subj, grid, "t1w", tissues=tv), args.repeats)))
+    for name, (w, c) in rows:
+        print(f"{name:58s} {w:8.2f} {c:8.2f}")
+    if not args.skip_cohort:
+        tmp = Path(tempfile.mkdtemp(prefix="alsseg-cohort-"))
+        try:
+            t0 = time.perf_counter()
+            make_cohort(tmp / "bids", workers=args.workers, progress=False)
+            wall = time.perf_counter() - t0
+            size = sum(f.stat().st_size for f in (tmp / "bids").rglob("*") if f.is_file()) / 2 ** 20
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"{'default cohort (11 ALS x 2 + 8 controls = 30 sessions), ' + str(args.workers) + ' workers':58s} "
+              f"{wall:8.1f} {'-':>8s}   ({size:.0f} MiB written)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
