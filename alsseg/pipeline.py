@@ -330,6 +330,12 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
 
     if job.mese is None:
         raise InputError(None, f"{job.name}: no MESE series")
+    # temporaries left by a killed run (atomic writes use hidden names): remove them
+    sdir = session_dir(out_dir, job.subject, job.session)
+    if sdir.is_dir():
+        for p in sdir.rglob(".*"):
+            if p.is_file():
+                p.unlink()
     begin("load")
     series = load_mese(job.mese)
     ref3d = Image(series.image.data[..., 0], series.image.affine, series.image.path)
@@ -652,13 +658,41 @@ def qc_table(muscles, status, ds=None):
     return pd.DataFrame(rows, columns=["kind", "where", "detail"])
 
 
+def load_group_results(out_dir: str | Path) -> dict | None:
+    """The group tables written by :func:`run_stats`, or ``None`` when they are missing or older
+    than a session's completion marker (then the statistics must be run again)."""
+    import pandas as pd
+
+    group = Path(out_dir) / GROUP_DIR
+    main = group / "stats_group_comparison.tsv"
+    if not main.is_file() or not (group / "muscles.tsv").is_file() or not (group / "qc.tsv").is_file():
+        return None
+    newest = max((p.stat().st_mtime for p in Path(out_dir).glob("sub-*/**/*_alsseg.json")), default=0.0)
+    newest = max([newest] + [p.stat().st_mtime for p in Path(out_dir).glob("sub-*/**/*_failed.json")])
+    if main.stat().st_mtime < newest:
+        return None
+
+    def read(p):
+        return pd.read_csv(p, sep="\t", na_values="n/a", keep_default_na=False,
+                           dtype={"participant_id": str, "session_id": str})
+
+    res = {"muscles": read(group / "muscles.tsv"), "qc": read(group / "qc.tsv").fillna("")}
+    for name in ("group_comparison", "motor_correlation", "change_correlation", "abnormal_zscores", "abnormal_counts"):
+        if (group / f"stats_{name}.tsv").is_file():
+            res[name] = read(group / f"stats_{name}.tsv")
+    _, res["status"] = collect_tables(out_dir)
+    return res
+
+
 def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: str | None = None) -> Path:
     """Build ``out_dir/group/report.html`` from the group tables (running the statistics first
-    when they are missing)."""
+    when they are missing or older than the newest session)."""
     from alsseg.report import build_report
 
     out_dir = Path(out_dir)
-    res = run_stats(out_dir, bids_root)
+    res = load_group_results(out_dir) if bids_root is None or Path(bids_root) == source_of(out_dir) else None
+    if res is None:
+        res = run_stats(out_dir, bids_root)
     root = Path(bids_root) if bids_root else source_of(out_dir)
     from alsseg.io.bids import BidsDataset
 
@@ -857,7 +891,8 @@ def run_demo(out: str | Path, *, n_als: int = 11, n_controls: int = 8, seed: int
     est_tables = {k: pd.read_csv(group / f"stats_{k}.tsv", sep="\t", na_values="n/a")
                   for k in ("group_comparison", "motor_correlation", "change_correlation")
                   if (group / f"stats_{k}.tsv").is_file()}
-    truth_tables = stats.run_all(truth, ds.participants, ds.motor)
+    # the comparison uses the subject-level statistics; mixed models would only cost time here
+    truth_tables = stats.run_all(truth, ds.participants, ds.motor, stats.StatsOptions(mixed_model=False))
     stats.write_tables({f"truth_{k}": v for k, v in truth_tables.items()}, group)
     agree = compare_stats(est_tables, truth_tables)
     write_text_atomic(group / "stats_vs_truth.tsv", agree.to_csv(sep="\t", index=False, float_format="%.6g"))

@@ -568,7 +568,8 @@ def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFra
             options: StatsOptions = StatsOptions()) -> dict[str, pd.DataFrame]:
     """Every analysis; returns ``{name: table}`` with names ``group_comparison``,
     ``motor_correlation``, ``change_correlation``, ``abnormal_zscores``, ``abnormal_counts``
-    (the last three only where the inputs allow)."""
+    (the motor ones only with a motor table; abnormal counts for every measure, ``measure``
+    column)."""
     _check_columns(muscles, ("participant_id", "session_id", "side", "muscle"), "muscle table")
     muscles = muscles.copy()
     for c in ("participant_id", "session_id", "side", "muscle"):
@@ -581,9 +582,15 @@ def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFra
     if motor is not None and len(motor):
         out["motor_correlation"] = motor_correlations(muscles, motor, participants, options)
         out["change_correlation"] = change_correlations(muscles, motor, participants, options)
-    if "t2_water_ms" in muscles.columns:
-        z, counts = abnormal_muscles(muscles, participants, options)
-        out["abnormal_zscores"], out["abnormal_counts"] = z, counts
+    zs, cs = [], []
+    for measure in options.measures:
+        if measure in muscles.columns:
+            z, counts = abnormal_muscles(muscles, participants, options, measure)
+            zs.append(z.rename(columns={measure: "value"}).assign(measure=measure))
+            cs.append(counts)
+    if zs:
+        out["abnormal_zscores"] = pd.concat(zs, ignore_index=True)
+        out["abnormal_counts"] = pd.concat(cs, ignore_index=True)
     return out
 
 

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--refocus-deg", type=float, help="nominal refocusing flip angle")
     g.add_argument("--excite-deg", type=float, help="nominal excitation flip angle")
     g.add_argument("--fat-t2-ms", type=float, help="fat T2 (default 151 ms)")
+    g.add_argument("--fat-mask", type=Path,
+                   help="calibrate the fat T2 on these (subcutaneous fat) voxels instead: 3-D mask on the same grid")
     g.add_argument("--water-t1-ms", type=float, help="water T1 (default 1400 ms)")
     g.add_argument("--fat-t1-ms", type=float, help="fat T1 (default 365 ms)")
     g.add_argument("--t2-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(10.0, 100.0),
@@ -116,6 +118,20 @@ def _fit_t2(args) -> int:
             acq = MeseAcquisition.from_series(series, **overrides)
         except InputError as exc:
             raise InputError(exc.path or args.mese, exc.problem) from None
+        if args.fat_mask is not None:
+            if args.fat_t2_ms is not None:
+                raise InputError(None, "give either --fat-t2-ms or --fat-mask, not both")
+            from alsseg.relax.fat import calibrate_fat_t2
+            from alsseg.relax.volume import as_mask
+
+            fat = as_mask(args.fat_mask, series.image, "fat mask")
+            try:
+                fat_t2, fat_b1 = calibrate_fat_t2(series.image.data, fat, acq)
+            except InputError as exc:
+                raise InputError(args.fat_mask, exc.problem) from None
+            acq = acq.with_(fat_t2_ms=fat_t2)
+            if not args.quiet:
+                print(f"alsseg fit-t2: fat T2 calibrated on {int(fat.sum())} voxels: {fat_t2:.1f} ms (B1 {fat_b1:.2f})")
     elif overrides.get("echo_times_ms") is not None:
         from dataclasses import replace
 
@@ -131,7 +147,7 @@ def _fit_t2(args) -> int:
             "SkipFirstEcho": bool(args.skip_first), "T2RangeMs": list(args.t2_range),
             "B1Range": list(args.b1_range), "Acquisition": acquisition_provenance(acq),
             "EchoTimesMs": np.asarray(series.echo_times_ms, float).tolist()}
-    written = write_maps(maps, args.out, prefix, provenance=prov, inputs=[args.mese, args.mask])
+    written = write_maps(maps, args.out, prefix, provenance=prov, inputs=[args.mese, args.mask, args.fat_mask])
     if not args.quiet:
         fitted = int(np.isfinite(maps[keys[0]].data).sum())
         print(f"alsseg fit-t2: {fitted} voxels fitted; wrote {len(written)} maps to {args.out}")

@@ -69,7 +69,8 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
         g = (jt @ a_res[:, :, None])[:, :, 0].astype(np.float64)
         diag = np.einsum("nii->ni", jtj)
         damp = a_lam[:, None] * diag + 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-30)
-        step = np.linalg.solve(jtj + damp[:, :, None] * eye, g[:, :, None])[:, :, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = _spd_solve(jtj + damp[:, :, None] * eye, g)
         step = np.where(np.isfinite(step), step, 0.0)
         # decrease of the cost predicted by the linearised model for this step
         pred = 2.0 * np.einsum("ni,ni->n", step, g) - np.einsum("ni,nij,nj->n", step, jtj, step)
@@ -107,6 +108,30 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
                 break
             a_p, a_res, a_jac, a_cost, a_lam, a_y = a_p[keep], a_res[keep], a_jac[keep], a_cost[keep], a_lam[keep], a_y[keep]
     return p, cost, converged
+
+
+def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``a x = b`` for a batch of symmetric positive-definite ``a (n, P, P)``, ``b (n, P)``.
+
+    Unrolled Cholesky (faster than LAPACK's per-matrix calls for P ≤ 4); falls back to
+    ``np.linalg.solve`` for larger P. Non-positive pivots give NaN rows (the caller treats them).
+    """
+    P = a.shape[1]
+    if P > 4:
+        return np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    L = [[None] * P for _ in range(P)]
+    for j in range(P):
+        d = a[:, j, j] - sum(L[j][k] ** 2 for k in range(j))
+        L[j][j] = np.sqrt(d)
+        for i in range(j + 1, P):
+            L[i][j] = (a[:, i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
+    y = [None] * P
+    for i in range(P):
+        y[i] = (b[:, i] - sum(L[i][k] * y[k] for k in range(i))) / L[i][i]
+    x = [None] * P
+    for i in reversed(range(P)):
+        x[i] = (y[i] - sum(L[k][i] * x[k] for k in range(i + 1, P))) / L[i][i]
+    return np.stack(x, axis=1)
 
 
 def orthonormal_pairs(a: np.ndarray, b: np.ndarray | None):

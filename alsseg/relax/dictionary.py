@@ -97,7 +97,8 @@ class EpgDictionary:
         self.b1 = blo + b1_step * np.arange(-1, n_b + 2)
         self.t2_step, self.b1_step = t2_step, b1_step
         T, B, E = self.log_t2.size, self.b1.size, acq.n_echoes
-        kw = dict(refocus_deg=acq.refocus_deg, excite_deg=acq.excite_deg, profile=acq.profile)
+        kw = dict(refocus_deg=acq.refocus_deg, excite_deg=acq.excite_deg, profile=acq.profile,
+                  dtype=np.complex64)
         tt, bb = np.meshgrid(np.exp(self.log_t2), self.b1, indexing="ij")
         water = cpmg_echoes(tt.ravel(), acq.water_t1_ms, bb.ravel(), acq.echo_spacing_ms, E, **kw)
         water = water.reshape(T, B, E) * acq.recovery(acq.water_t1_ms)

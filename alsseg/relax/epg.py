@@ -116,7 +116,7 @@ def _sinc_flip_profile(tbw: float, flip_rad: float, offsets_cycles: np.ndarray,
 
 def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
                 refocus_deg: float = 180.0, excite_deg: float = 90.0,
-                profile: SliceProfile | None = None) -> np.ndarray:
+                profile: SliceProfile | None = None, dtype=np.complex128) -> np.ndarray:
     """Echo amplitudes of a CPMG train for a batch of tissues.
 
     Args:
@@ -126,6 +126,8 @@ def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
         n_echoes: number of echoes.
         refocus_deg, excite_deg: nominal flip angles, degrees.
         profile: slice profile; ``None`` = ideal rectangular slice.
+        dtype: complex precision of the simulation (``np.complex64``: twice as fast, relative error
+            ~1e-6; used to build dictionaries).
 
     Returns:
         ``(B, n_echoes)`` echo magnitudes for unit M0 (echo 1 ≈ ``sin(excite)·exp(-ESP/T2)``
@@ -139,60 +141,74 @@ def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
     t1b = np.repeat(t1.ravel(), P)
     ex = np.deg2rad(excite_deg) * np.outer(b1.ravel(), profile.excitation).ravel()
     rf = np.deg2rad(refocus_deg) * np.outer(b1.ravel(), profile.refocusing).ravel()
-    sig = _cpmg_core(t2b, t1b, ex, rf, echo_spacing_ms, n_echoes)
+    sig = _cpmg_core(t2b, t1b, ex, rf, echo_spacing_ms, n_echoes, dtype=dtype)
     # the receiver sums the complex echoes of all positions across the slice
     return np.abs((sig.reshape(B, P, n_echoes) * profile.weights[None, :, None]).sum(axis=1))
 
 
-def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096) -> np.ndarray:
+def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096,
+               dtype=np.complex128) -> np.ndarray:
     """Unprofiled EPG: ``(N,)`` inputs → ``(N, n_echoes)`` complex echoes ``F+_0``.
 
     States are stored order-major (``(K, n)`` arrays) so that the dephasing shift is a row copy;
     the batch is processed in chunks of ``chunk`` populations to stay in cache.
     Each echo interval: relax + shift (τ = ESP/2), refocusing rotation (Weigel's
-    ``T(α, φ=0)``), relax + shift (τ), read ``|F+_0|``.
+    ``T(α, φ=0)``), relax + shift (τ), read ``F+_0``.
+
+    Only the orders that can still matter are updated: after ``s`` of the ``2N`` dephasing shifts a
+    state of order ``k > min(s, 2N − s)`` is either still zero or can no longer return to order 0
+    by the last echo (each shift moves a state by one order), so the work is about halved.
     """
     N = t2.size
     out = np.empty((N, n_echoes), complex)
     K = n_echoes + 2  # highest order that can still refocus by the last echo, plus margin
+    n_shifts = 2 * n_echoes
     tau = esp / 2.0
+    rdt = np.float32 if dtype == np.complex64 else np.float64
     for start in range(0, N, chunk):
         sl = slice(start, min(N, start + chunk))
         n = sl.stop - sl.start
-        e2 = np.exp(-tau / t2[sl])
-        e1 = np.exp(-tau / t1[sl])
-        r1 = 1.0 - e1
+        e2 = np.exp(-tau / t2[sl]).astype(rdt)
+        e1 = np.exp(-tau / t1[sl]).astype(rdt)
+        r1 = (1.0 - e1).astype(rdt)
         a = refocus_rad[sl]
-        c2 = np.cos(a / 2) ** 2
-        s2 = np.sin(a / 2) ** 2
-        ca = np.cos(a)
-        isa = 1j * np.sin(a)
-        hsa = 0.5 * isa
-        fp = np.zeros((K, n), complex)
-        fm = np.zeros((K, n), complex)
-        z = np.zeros((K, n), complex)
+        c2 = (np.cos(a / 2) ** 2).astype(rdt)
+        s2 = (np.sin(a / 2) ** 2).astype(rdt)
+        ca = np.cos(a).astype(rdt)
+        isa = (1j * np.sin(a)).astype(dtype)
+        hsa = (0.5 * isa).astype(dtype)
+        fp = np.zeros((K, n), dtype)
+        fm = np.zeros((K, n), dtype)
+        z = np.zeros((K, n), dtype)
         # excitation of equilibrium Mz = 1 (magnetisation along the refocusing axis: CPMG)
         fp[0] = np.sin(excite_rad[sl])
         fm[0] = fp[0]
         z[0] = np.cos(excite_rad[sl])
+        shifts = 0
 
-        def relax_shift(fp, fm, z):
-            fp *= e2
-            fm *= e2
-            z *= e1
-            z[0] += r1
-            fp[1:] = fp[:-1].copy()
-            fm[:-1] = fm[1:].copy()
-            fm[-1] = 0
-            fp[0] = np.conj(fm[0])
+        def relax_shift(w):
+            f_p, f_m, zz = fp[:w], fm[:w], z[:w]
+            f_p *= e2
+            f_m *= e2
+            zz *= e1
+            zz[0] += r1
+            f_p[1:] = f_p[:-1].copy()
+            f_m[:-1] = f_m[1:].copy()
+            f_m[-1] = 0
+            f_p[0] = np.conj(f_m[0])
 
         for e in range(n_echoes):
-            relax_shift(fp, fm, z)
-            dz = isa * z
-            nfp = c2 * fp + s2 * fm - dz
-            nfm = s2 * fp + c2 * fm + dz
-            z = hsa * (fm - fp) + ca * z
-            fp, fm = nfp, nfm
-            relax_shift(fp, fm, z)
+            shifts += 1
+            w = min(K, min(shifts, n_shifts - shifts) + 2)
+            relax_shift(w)
+            f_p, f_m, zz = fp[:w], fm[:w], z[:w]
+            dz = isa * zz
+            nfp = c2 * f_p + s2 * f_m - dz
+            nfm = s2 * f_p + c2 * f_m + dz
+            z[:w] = hsa * (f_m - f_p) + ca * zz
+            fp[:w] = nfp
+            fm[:w] = nfm
+            shifts += 1
+            relax_shift(min(K, min(shifts, n_shifts - shifts) + 2))
             out[sl, e] = fp[0]
     return out

@@ -63,7 +63,7 @@ def auto_mask(data: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     return np.isfinite(first) & (first > fraction * ref) & (first > 0)
 
 
-def _mask_array(mask, image, name="mask") -> np.ndarray | None:
+def as_mask(mask, image, name: str = "mask") -> np.ndarray | None:
     """Mask as a bool array on ``image``'s grid (Image, path, array or None)."""
     from alsseg.io.nifti import Image, load_nifti, require_same_grid
 
@@ -139,7 +139,7 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
             acq = MeseAcquisition.from_series(series)
     if acq is not None and acq.n_echoes != data.shape[3]:
         raise InputError(image.path, f"{data.shape[3]} echoes in the data, {acq.n_echoes} in the acquisition")
-    m = _mask_array(mask, image)
+    m = as_mask(mask, image)
     if m is None:
         m = auto_mask(data)
     out = {}
@@ -216,7 +216,7 @@ def fit_t1_volume(series, mask=None, *, b1=None, chunk_voxels: int = 8192, n_job
             kw["b1"] = np.where(np.isfinite(b1), b1, np.nan)
     else:  # pragma: no cover - T1Series validates kind
         raise InputError(series.source, f"unknown T1 series kind {kind!r}")
-    m = _mask_array(mask, image)
+    m = as_mask(mask, image)
     if m is None:
         m = auto_mask(data[..., order[::-1]])
     fit = model.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress, **kw)

@@ -129,6 +129,8 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     parts = participants.copy()
     gc, corr = results.get("group_comparison"), results.get("motor_correlation")
     chg, counts = results.get("change_correlation"), results.get("abnormal_counts")
+    if counts is not None and "measure" in counts:
+        counts = counts[counts["measure"] == "t2_water_ms"]
     status, qc = results.get("status", pd.DataFrame()), results.get("qc", pd.DataFrame())
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",

@@ -137,6 +137,7 @@ class Subject:
         b1_mean, b1_field, b1_amplitude: transmit field ``b1 = b1_mean + amp * field``.
         bias_field, bias_amplitude: receive bias ``exp(amp * field)``.
         tissues: tissue name → dict(pd, t2_ms, t1_ms, ff) for non-muscle tissues.
+        streaks: strength (0–1) of thin intramuscular fat/connective-tissue streaks.
     """
 
     seed: int
@@ -154,6 +155,7 @@ class Subject:
     bias_field: SmoothField
     bias_amplitude: float
     tissues: dict = field(default_factory=dict)
+    streaks: float = 0.4
 
     def muscle_severity(self) -> dict:
         """``{(side, muscle): severity}``."""
@@ -260,7 +262,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             skin_mm=_u(rng, 1.2, 2.0),
             tibia_mm=14.0 * size ** 0.7 * _u(rng, 0.9, 1.1),
             fibula_mm=6.5 * size ** 0.7 * _u(rng, 0.85, 1.15),
-            tibia_angle_deg=_u(rng, 105, 125),
+            tibia_angle_deg=_u(rng, 95, 112),
             fibula_angle_deg=_u(rng, -32, -12),
             proportions={m: props_common[m] * _u(rng, 0.95, 1.05) for m in MUSCLES},
             septum_fat_mm=_u(rng, 0.05, 0.6),
@@ -287,6 +289,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         bias_field=SmoothField.random(rng, min_wavelength_mm=120, max_wavelength_mm=400, n_waves=6),
         bias_amplitude=_u(rng, 0.05, 0.25),
         tissues=tissue_props,
+        streaks=_u(rng, 0.2, 0.7),
     )
 
 
@@ -435,6 +438,20 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     skin_depth = depth + tfat + leg.skin_mm
     paint(SKIN, smoothstep_inside(skin_depth, h))
     paint(FAT, smoothstep_inside(depth + tfat, h))
+    # saphenous veins in the subcutaneous fat
+    for ang, rr in ((165.0, 2.2), (-95.0, 1.8)):
+        rad = along_s(np.deg2rad(ang)) + leg.fat_mm * 0.5
+        dv = np.sqrt((l - rad * np.cos(np.deg2rad(ang))) ** 2 + (a - rad * np.sin(np.deg2rad(ang))) ** 2)
+        paint(VEIN, smoothstep_inside(rr - dv, h) * (s > 0.1) * (s < 0.95))
+
+    # interior: everything below works on the points inside the deep fascia (plus a margin);
+    # ``paint`` follows the rebinding of ``frac`` and ``n``
+    outer_frac = frac
+    ii = np.flatnonzero(depth > -(2.0 * h + 1.0))
+    l, a, s, p, r, theta, theta_deg, depth, env, post, rb = (
+        v[ii] for v in (l, a, s, p, r, theta, theta_deg, depth, env, post, rb))
+    n = ii.size
+    frac = outer_frac[ii]
 
     # bones
     tib_scale = _interp(_TIBIA, s)
@@ -462,7 +479,6 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     # muscle region: inside the deep fascia, outside bones, not in the subcutaneous tibial sector
     rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 40.0))
     shin_fat = (np.abs(rel) < 35.0) & (tib_depth > -2.5)
-    in_region = depth > 0
     # compartments
     ux_tf, ua_tf = fl - tl, fa - ta
     len_tf = np.maximum(np.sqrt(ux_tf ** 2 + ua_tf ** 2), 1e-3)
@@ -570,6 +586,13 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     ok = (depth < np.maximum(g_gm, g_gl)) & (np.abs(tdeg_w - th_mid) < 30)
     d_sep = np.where(ok, np.minimum(d_sep, r * np.abs(np.sin(np.deg2rad(tdeg_w - th_mid)))), d_sep)
     inside_mus = muscle_alpha > 0
+    # intramuscular connective-tissue/fat streaks: thin sheets along iso-surfaces of a smooth field
+    mi0 = np.flatnonzero(inside_mus & (keep > 0))
+    if mi0.size:
+        iso = np.abs(subject.tissue_field(p[mi0])) * 9.0  # ≈ mm from the iso-surface
+        streak = np.zeros(n, np.float32)
+        streak[mi0] = thin_sheet_fraction(iso, 0.5, h) * subject.streaks
+        paint(FAT, streak)
     sep_fat = thin_sheet_fraction(d_sep, leg.septum_fat_mm + 0.4, h) * inside_mus
     paint(FAT, sep_fat * (leg.septum_fat_mm / (leg.septum_fat_mm + 0.4)))
     paint(FASCIA, thin_sheet_fraction(d_sep, 0.6, h) * inside_mus)
@@ -585,10 +608,6 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         (mid_l - nvl * (h_tp * 1.6 + 2.5) - ux_tf * 4.0, mid_a - nva * (h_tp * 1.6 + 2.5) - ua_tf * 4.0, 2.2, VEIN),
         (fl - nvl * (rf + 3.0) - ux_tf * 3.0, fa - nva * (rf + 3.0) - ua_tf * 3.0, 1.8, VEIN),
     ]
-    for ang, rr in ((165.0, 2.2), (-95.0, 1.8)):
-        rad = along_s(np.deg2rad(ang))
-        tf = leg.fat_mm * 0.5
-        vessels.append(((rad + tf) * np.cos(np.deg2rad(ang)), (rad + tf) * np.sin(np.deg2rad(ang)), rr, VEIN))
     # fat around the neurovascular bundles (anterior tibial, posterior tibial, peroneal)
     for vl, va, vr, vt in vessels[:5:2]:
         dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
@@ -623,9 +642,12 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         t2[on] = leg.t2_water_ms[abbrev] + var[on] + leg.t2_increase_ms[abbrev] * w
         ff[on] = np.clip(leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95)
     # write back (a point belongs to at most one leg's reach in practice; the later leg wins)
-    take = frac[:, AIR] < 1.0
+    outer_frac[ii] = frac
+    take = outer_frac[:, AIR] < 1.0
     idx_all = sel[take]
-    frac_all[idx_all] = frac[take]
-    label_all[idx_all] = lab[take]
-    t2_all[idx_all] = t2[take]
-    ff_all[idx_all] = ff[take]
+    frac_all[idx_all] = outer_frac[take]
+    inner_sel = sel[ii]
+    label_all[idx_all] = 0
+    label_all[inner_sel] = lab
+    t2_all[inner_sel] = t2
+    ff_all[inner_sel] = ff

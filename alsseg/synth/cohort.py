@@ -40,6 +40,8 @@ from alsseg.synth.render import IrProtocol, MeseProtocol
 GT = "groundtruth"
 MUSCLE_COLUMNS = ("participant_id", "session_id", "label", "side", "muscle", "volume_ml", "t2_water_ms",
                   "fat_fraction", "t1_ms")
+#: further truth columns: per-muscle means of the voxel-level true maps (partial volume included)
+EXTRA_COLUMNS = ("t2_water_voxel_ms", "fat_fraction_voxel", "n_voxels")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class CohortEffects:
     asymmetry_sd: float = 0.15
     progression: tuple = (0.04, 0.18)
     control_denervation: float = 0.04
-    cmap_exponent: float = 1.3
+    cmap_exponent: float = 1.0
     cmap_noise: float = 0.12
     visit_noise: float = 0.05
     mvic_weakness: float = 0.8
@@ -148,9 +150,10 @@ def plan_cohort(config: CohortConfig) -> tuple[list[dict], list[PlannedSession]]
 
 def session_grid(config: CohortConfig, grid_seed: int) -> Grid:
     """The acquisition grid of one session: the protocol's matrix and voxel size, with the
-    subject positioned a little differently at each visit (shift ±10 mm, rotation ±3°)."""
+    subject positioned a little differently at each visit (in-plane shift ±10 mm, rotation ±3°;
+    along the leg ±4 mm, as when the slab is placed from a landmark such as the tibial plateau)."""
     r = np.random.default_rng(grid_seed)
-    return Grid.axial(config.shape, config.spacing_mm, centre_mm=tuple(r.uniform(-1, 1, 3) * (10, 8, 10)),
+    return Grid.axial(config.shape, config.spacing_mm, centre_mm=tuple(r.uniform(-1, 1, 3) * (10, 8, 4)),
                       rotation_deg=float(r.uniform(-3, 3)), tilt_deg=tuple(r.uniform(-2, 2, 2)),
                       slice_thickness_mm=config.slice_thickness_mm)
 
@@ -383,7 +386,7 @@ def _write_tables(out: Path, people: list[dict], muscles, motor, how: str) -> No
         "Name": "alsseg synthetic ground truth", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "alsseg.synth"}]}, indent=2) + "\n")
     write_text_atomic(gt / "dseg.tsv", dseg_tsv())
-    write_text_atomic(gt / "muscles.tsv", muscles[list(MUSCLE_COLUMNS) + ["n_voxels"]].to_csv(
+    write_text_atomic(gt / "muscles.tsv", muscles[list(MUSCLE_COLUMNS) + list(EXTRA_COLUMNS)].to_csv(
         sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
     legs = motor.merge(pd.DataFrame(people)[["participant_id", "group"]], on="participant_id")
     write_text_atomic(gt / "legs.tsv", legs.to_csv(sep="\t", index=False))

@@ -82,38 +82,45 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
         n_sub = int(np.clip(round(thick / 2.5), 1, 4))
     offs = _sub_offsets(n_sub)
     kstep = thick / spacing[2]
-    frac = np.zeros((X * Y, Z, N_TISSUES), np.float32)
-    lab = np.zeros((X * Y, Z), np.int16)
-    t2 = np.zeros((X * Y, Z), np.float32)
-    ff = np.zeros((X * Y, Z), np.float32)
-    b1 = np.zeros((X * Y, Z), np.float32)
-    bias = np.zeros((X * Y, Z), np.float32)
+    frac = np.zeros((Z, X * Y, N_TISSUES), np.float32)  # slice-major while filling
+    lab = np.zeros((Z, X * Y), np.int16)
+    t2 = np.zeros((Z, X * Y), np.float32)
+    ff = np.zeros((Z, X * Y), np.float32)
+    b1 = np.full((Z, X * Y), subject.b1_mean, np.float32)
+    bias = np.ones((Z, X * Y), np.float32)
     centre_i = int(np.argmin(np.abs(offs)))
+    wsub = np.float32(1.0 / len(offs))
     for k in range(Z):
         mus_w = np.zeros(X * Y, np.float32)
+        fk, t2k, ffk = frac[k], t2[k], ff[k]
         for i, o in enumerate(offs):
             pts = grid.slice_points(k + o * kstep)
             ts = evaluate(subject, pts, voxel_mm=h)
-            frac[:, k] += ts.fractions / len(offs)
-            wm = ts.fractions[:, MUSCLE]
-            t2[:, k] += wm * ts.t2_water_ms
-            ff[:, k] += wm * ts.fat_fraction
-            mus_w += wm
+            body = np.flatnonzero(ts.fractions[:, 0] < 1.0)
+            fs = ts.fractions[body]
+            fk[body] += fs * wsub
+            fk[:, 0] += wsub  # air everywhere ...
+            fk[body, 0] -= wsub  # ... except where the body is (its air fraction is in fs)
+            wm = fs[:, MUSCLE]
+            t2k[body] += wm * ts.t2_water_ms[body]
+            ffk[body] += wm * ts.fat_fraction[body]
+            mus_w[body] += wm
             if i == centre_i:
-                lab[:, k] = ts.label
-                body = np.flatnonzero(ts.fractions[:, 0] < 1.0)
-                b1[:, k] = subject.b1_mean
-                bias[:, k] = 1.0
-                b1[body, k] = subject.b1_mean + subject.b1_amplitude * subject.b1_field(pts[body])
-                bias[body, k] = np.exp(subject.bias_amplitude * subject.bias_field(pts[body]))
+                lab[k] = ts.label
+                b1[k, body] = subject.b1_mean + subject.b1_amplitude * subject.b1_field(pts[body])
+                bias[k, body] = np.exp(subject.bias_amplitude * subject.bias_field(pts[body]))
         ok = mus_w > 0
-        t2[ok, k] /= mus_w[ok]
-        ff[ok, k] /= mus_w[ok]
+        t2k[ok] /= mus_w[ok]
+        ffk[ok] /= mus_w[ok]
     # a labelled voxel needs muscle over at least half its slice-averaged volume
     lab[frac[..., MUSCLE] < 0.5] = 0
     shp = (X, Y, Z)
-    return TissueVolume(grid, frac.reshape(shp + (N_TISSUES,)), lab.reshape(shp), t2.reshape(shp),
-                        ff.reshape(shp), b1.reshape(shp), bias.reshape(shp))
+
+    def vol(a):
+        return np.ascontiguousarray(np.moveaxis(a, 0, -1) if a.ndim == 2 else np.moveaxis(a, 0, 1)).reshape(
+            shp + a.shape[2:])
+
+    return TissueVolume(grid, vol(frac), vol(lab), vol(t2), vol(ff), vol(b1), vol(bias))
 
 
 def render_label_map(subject: Subject, grid: Grid, *, n_sub: int | None = None):

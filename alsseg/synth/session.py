@@ -42,27 +42,36 @@ class Session:
     noise_sigma: float
 
     def muscle_table(self) -> list[dict]:
-        """True per-muscle values: one dict per label present (label, side, muscle, volume_ml,
-        t2_water_ms, fat_fraction, t1_ms, n_voxels) — means over the label's voxels of the
-        true maps; the volume is ``n_voxels × voxel volume`` of the grid."""
+        """True per-muscle values, one dict per label of the anatomy.
+
+        Keys: ``label, side, muscle, volume_ml`` (``n_voxels`` × voxel volume of the grid),
+        ``t2_water_ms, fat_fraction`` (means over the label's voxels of the *muscle tissue's*
+        water T2 and fat fraction: what the muscle is, free of partial volume with fat or
+        fascia), ``t1_ms`` (muscle water T1), ``t2_water_voxel_ms, fat_fraction_voxel``
+        (means of the voxel-level true maps, partial volume included: what a perfect voxel
+        fit returns) and ``n_voxels``. Absent muscles get 0 mL and NaN.
+        """
         from alsseg.labels import load_anatomy
 
         anatomy = load_anatomy()
         rows = []
         vv = self.grid.voxel_volume_ml
+        tv = self.tissues
         for lab in anatomy.labels:
             m = self.label == lab.id
             n = int(m.sum())
+            row = dict(label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=n * vv)
             if n == 0:
-                rows.append(dict(label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=0.0,
-                                 t2_water_ms=float("nan"), fat_fraction=float("nan"), t1_ms=float("nan"),
-                                 n_voxels=0))
-                continue
-            rows.append(dict(
-                label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=n * vv,
-                t2_water_ms=float(self.maps["t2_water_ms"][m].mean()),
-                fat_fraction=float(self.maps["fat_fraction"][m].mean()),
-                t1_ms=float(self.maps["t1_ms"][m].mean()), n_voxels=n))
+                row.update(t2_water_ms=float("nan"), fat_fraction=float("nan"), t1_ms=float("nan"),
+                           t2_water_voxel_ms=float("nan"), fat_fraction_voxel=float("nan"))
+            else:
+                row.update(t2_water_ms=float(tv.t2_water_ms[m].mean()),
+                           fat_fraction=float(tv.fat_fraction_muscle[m].mean()),
+                           t1_ms=float(self.maps["t1_ms"][m].mean()),
+                           t2_water_voxel_ms=float(self.maps["t2_water_ms"][m].mean()),
+                           fat_fraction_voxel=float(self.maps["fat_fraction"][m].mean()))
+            row["n_voxels"] = n
+            rows.append(row)
         return rows
 
 

@@ -11,7 +11,7 @@ def test_demo_small_cohort(tmp_path):
     from alsseg.pipeline import run_demo
     from alsseg.synth.cohort import CohortConfig
 
-    cfg = CohortConfig(n_als=4, n_controls=3, shape=(64, 36, 4), spacing_mm=(6.0, 6.0, 9.0), slice_thickness_mm=9.0)
+    cfg = CohortConfig(n_als=4, n_controls=2, shape=(60, 34, 4), spacing_mm=(6.0, 6.0, 9.0), slice_thickness_mm=9.0)
     res = run_demo(tmp_path / "demo", config=cfg, use_truth_labels=True, quiet=True,
                    options=None)
     group = res.out_dir / "group"

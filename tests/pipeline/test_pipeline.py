@@ -184,3 +184,31 @@ def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path, mo
     assert rec["inputs"]["labels"] == "model fake-model"
     tab = pd.read_csv(tmp_path / "d/sub-01/ses-01/anat/sub-01_ses-01_muscles.tsv", sep="\t", na_values="n/a")
     assert tab[tab.label == 11].iloc[0].t2_water_ms == pytest.approx(29.0, abs=0.5)
+
+
+def test_sigkilled_cohort_resumes(tiny_bids, tmp_path):
+    """A real ``alsseg cohort`` process killed (SIGKILL) mid-run: the next run finishes the rest,
+    and no half-written or temporary file is left in a finished session."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "alsseg", "cohort", str(tiny_bids), "--out", str(out),
+           "--labels-from", "groundtruth", "--no-t1", "--no-stats", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not list(out.glob("sub-*/ses-*/*_alsseg.json")) and time.time() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_done_before = len(list(out.glob("sub-*/ses-*/*_alsseg.json")))
+    assert 1 <= n_done_before
+    res = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
+    assert sum(r.status == "skipped" for r in res) == n_done_before
+    assert all(r.status in ("skipped", "done") for r in res)
+    _, status = pipeline.collect_tables(out)
+    assert list(status.status) == ["done"] * 3
+    assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporaries left

@@ -187,7 +187,7 @@ def test_abnormal_counts(cohort_tables):
 
 def test_run_all_and_write(cohort_tables, tmp_path):
     muscles, parts, motor = cohort_tables
-    res = stats.run_all(muscles, parts, motor, stats.StatsOptions(measures=("t2_water_ms", "volume_ml")))
+    res = stats.run_all(muscles, parts, motor, stats.StatsOptions(measures=("t2_water_ms",), motor=("mvic_n",)))
     assert set(res) == {"group_comparison", "motor_correlation", "change_correlation",
                         "abnormal_zscores", "abnormal_counts"}
     gc = res["group_comparison"]

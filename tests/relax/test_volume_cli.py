@@ -144,3 +144,27 @@ def test_fit_t2_volume_api_accepts_a_series(mese_nifti, acq10):
     assert set(maps) >= {"water", "fatfraction", "b1", "m0", "r2", "flag"}
     assert maps["water"].shape == (6, 5, 2)
     np.testing.assert_allclose(maps["b1"].data[1:, 1:], truth["b1"][1:, 1:], atol=0.02)
+
+
+def test_fit_t2_calibrates_fat_t2_from_a_fat_mask(tmp_path, acq10, capsys):
+    from alsseg.relax.epg import cpmg_echoes
+
+    rng = np.random.default_rng(9)
+    data = np.zeros((6, 8, 1, 17))
+    fat = np.zeros((6, 8, 1), bool)
+    fat[:, :4] = True
+    sig = cpmg_echoes([135.0], acq10.fat_t1_ms, [0.9], 10.0, 17, profile=acq10.profile)[0] * 1000.0
+    data[fat] = np.abs(sig + rng.normal(0, 3, (fat.sum(), 17)))
+    data[~fat] = two_component_signal(acq10, 30.0, 0.05, 0.9, 1000.0)
+    path = tmp_path / "f.nii.gz"
+    nib.save(nib.Nifti1Image(data.astype(np.float32), AFFINE), str(path))
+    (tmp_path / "f.json").write_text(json.dumps({"EchoTime": (0.01 * np.arange(1, 18)).tolist(),
+                                                 "RepetitionTime": 5.0}))
+    mpath = tmp_path / "fat.nii.gz"
+    nib.save(nib.Nifti1Image(fat.astype(np.uint8), AFFINE), str(mpath))
+    assert main(["fit-t2", str(path), "--fat-mask", str(mpath), "--out", str(tmp_path / "o")]) == 0
+    assert "fat T2 calibrated on 24 voxels" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "o" / "f_desc-water_T2map.json").read_text())
+    assert meta["Acquisition"]["fat_t2_ms"] == pytest.approx(135.0, abs=2.0)
+    assert main(["fit-t2", str(path), "--fat-mask", str(mpath), "--fat-t2-ms", "140", "--force",
+                 "--out", str(tmp_path / "o"), "-q"]) == 2

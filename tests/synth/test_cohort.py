@@ -56,7 +56,9 @@ def test_truth_volumes_equal_the_label_map(tiny_cohort):
             m = lab.data == r.label
             assert r.volume_ml == pytest.approx(m.sum() * vox_ml, rel=1e-5)
             if m.any():
-                assert r.t2_water_ms == pytest.approx(t2[m].mean(), rel=1e-4)
+                assert r.t2_water_voxel_ms == pytest.approx(t2[m].mean(), rel=1e-4)
+                # the muscle tissue's own T2 differs from the voxel mean only by partial volume
+                assert abs(r.t2_water_ms - r.t2_water_voxel_ms) < 3.0
     assert (gt / "dseg.tsv").exists() and (tiny_cohort / "phenotype" / "motor.json").exists()
 
 
