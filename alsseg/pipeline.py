@@ -50,6 +50,17 @@ MAP_FILES = {
 }
 
 
+#: units and description written in each map's JSON sidecar.
+MAP_SIDECARS = {
+    "t2_water_ms": ("ms", "water T2, two-component slice-profile EPG fit"),
+    "fat_fraction": ("1", "fat fraction (0-1), two-component EPG fit"),
+    "b1": ("1", "transmit B1 scale (1 = nominal), EPG fit"), "m0": ("a.u.", "proton density M0, EPG fit"),
+    "r2": ("1", "coefficient of determination of the EPG fit"),
+    "fit_ok": ("1", "1 where the EPG fit succeeded (flag 0)"),
+    "t1_ms": ("ms", "apparent T1 of the voxel (water and fat together)"),
+}
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Explicit configuration of a session / cohort run.
@@ -330,6 +341,10 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
 
     if job.mese is None:
         raise InputError(None, f"{job.name}: no MESE series")
+    # a session being (re)done is not finished until its new marker is written
+    old_marker = marker_path(out_dir, job)
+    if old_marker.exists():
+        old_marker.unlink()
     # temporaries left by a killed run (atomic writes use hidden names): remove them
     sdir = session_dir(out_dir, job.subject, job.session)
     if sdir.is_dir():
@@ -390,8 +405,13 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
             continue
         suffix, desc = MAP_FILES[name]
         data = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
-        outputs.append(save_nifti(Image(data, ref3d.affine),
-                                  _bids_file(out_dir, job.subject, job.session, suffix, {"desc": desc})))
+        nii = _bids_file(out_dir, job.subject, job.session, suffix, {"desc": desc})
+        outputs.append(save_nifti(Image(data, ref3d.affine), nii))
+        units, text = MAP_SIDECARS.get(name, ("", name))
+        side = {"Units": units, "Description": text, "Sources": [str(job.mese)],
+                "GeneratedBy": {"Name": "alsseg", "Version": __version__}}
+        outputs.append(write_text_atomic(nii.with_name(nii.name.replace(".nii.gz", ".json")),
+                                         json.dumps(side, indent=2) + "\n"))
     tsv = _bids_file(out_dir, job.subject, job.session, "muscles", ext=".tsv")
     outputs.append(write_text_atomic(tsv, table.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g")))
     if options.figures:
@@ -620,7 +640,8 @@ def qc_table(muscles, status, ds=None):
             if "cut_fov" in part:
                 cut = part[part["cut_fov"].astype(bool)]
                 if len(cut):
-                    names = ", ".join(f"{m}_{s}" for m, s in zip(cut["muscle"], cut["side"]))
+                    names = ("all" if len(cut) == len(part) else
+                             ", ".join(f"{m}_{s}" for m, s in zip(cut["muscle"], cut["side"])))
                     rows.append({"kind": "cut by field of view", "where": f"{pid}_{ses}",
                                  "detail": f"{len(cut)} muscle(s) on the first or last slice ({names}): "
                                            "their volumes are those of the imaged slab"})
@@ -684,9 +705,11 @@ def load_group_results(out_dir: str | Path) -> dict | None:
     return res
 
 
-def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: str | None = None) -> Path:
+def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: str | None = None,
+               extra: dict | None = None) -> Path:
     """Build ``out_dir/group/report.html`` from the group tables (running the statistics first
-    when they are missing or older than the newest session)."""
+    when they are missing or older than the newest session). ``extra``: ``{heading: DataFrame}``
+    sections added to the report (the demo's comparison with the ground truth)."""
     from alsseg.report import build_report
 
     out_dir = Path(out_dir)
@@ -698,7 +721,8 @@ def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: 
 
     ds = BidsDataset(root)
     thumbs = sorted(out_dir.glob("sub-*/**/figures/*_desc-qc.png"))
-    html = build_report(res, ds.participants, ds.motor, thumbs, title=title or f"alsseg report — {root.name}")
+    html = build_report(res, ds.participants, ds.motor, thumbs, title=title or f"alsseg report — {root.name}",
+                        extra=extra)
     return write_text_atomic(out_dir / GROUP_DIR / "report.html", html)
 
 
@@ -874,8 +898,9 @@ def run_demo(out: str | Path, *, n_als: int = 11, n_controls: int = 8, seed: int
     run_cohort(bids, deriv, opts, jobs=jobs, quiet=quiet)
     times["cohort"] = time.perf_counter() - t
     t = time.perf_counter()
-    report = run_report(deriv, bids, title=f"alsseg demo — synthetic cohort (seed {seed}), segmentation: {seg}")
-    times["stats_report"] = time.perf_counter() - t
+    if load_group_results(deriv) is None:
+        run_stats(deriv, bids)
+    times["stats"] = time.perf_counter() - t
     # ground truth: accuracy of the per-muscle values, and the same statistics on true values
     t = time.perf_counter()
     group = deriv / GROUP_DIR
@@ -900,4 +925,10 @@ def run_demo(out: str | Path, *, n_als: int = 11, n_controls: int = 8, seed: int
     findings = fm.merge(ft, on=["finding", "statistic"], suffixes=("_measured", "_truth"), how="outer")
     write_text_atomic(group / "findings.tsv", findings.to_csv(sep="\t", index=False, float_format="%.6g"))
     times["truth"] = time.perf_counter() - t
+    t = time.perf_counter()
+    extra = {"Accuracy against the ground truth (median absolute error per muscle, all sessions)": summary,
+             "Headline analyses, measured vs computed on the true values": findings}
+    report = run_report(deriv, bids, title=f"alsseg demo — synthetic cohort (seed {seed}), segmentation: {seg}",
+                        extra=extra)
+    times["report"] = time.perf_counter() - t
     return DemoResult(bids, deriv, report, seg, summary, findings, times)

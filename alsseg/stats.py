@@ -595,14 +595,26 @@ def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFra
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir) -> list:
-    """Write each table as ``<out_dir>/stats_<name>.tsv`` atomically; return the paths."""
+    """Write each table as ``<out_dir>/stats_<name>.tsv`` atomically (temporary file + rename;
+    done here so that this module imports nothing of the imaging stack); return the paths."""
+    import os
+    import tempfile
     from pathlib import Path
 
-    from alsseg.io.atomic import write_text_atomic
-
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, df in tables.items():
-        paths.append(write_text_atomic(out_dir / f"stats_{name}.tsv",
-                                       df.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g")))
+        target = out_dir / f"stats_{name}.tsv"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tsv", dir=out_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(df.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        paths.append(target)
     return paths

@@ -12,7 +12,7 @@ already in the nnU-Net v2 raw layout, so nnU-Net runs on it unchanged::
     VENV/bin/nnUNetv2_train 501 2d 0 -device cpu -tr nnUNetTrainer_alssegBudget
 
 ``nnUNetTrainer_alssegBudget`` (written into the nnU-Net install by ``--write-trainer``) is
-nnU-Net's default trainer with 50 iterations per epoch and a wall-clock stop after
+nnU-Net's default trainer with 10 iterations per epoch (its 2d batches are large on a CPU) and a wall-clock stop after
 ``--budget-s`` seconds of training (checkpoint_final saved). The alsseg side is a run's
 checkpoint taken after the same training time (``--alsseg-checkpoint``) and, for reference,
 the shipped bundle.
@@ -49,9 +49,9 @@ BUDGET_S = {budget}
 class nnUNetTrainer_alssegBudget(nnUNetTrainer):
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_iterations_per_epoch = 50
-        self.num_val_iterations_per_epoch = 5
-        self.num_epochs = 40
+        self.num_iterations_per_epoch = 10
+        self.num_val_iterations_per_epoch = 2
+        self.num_epochs = 100
         self._t0 = None
 
     def on_train_start(self):
@@ -96,7 +96,8 @@ def main(argv=None) -> int:
            "nnUNet_results": str(work / "res"), "nnUNet_n_proc_DA": "1", "OMP_NUM_THREADS": "1"}
     if args.write_trainer:
         site = next((venv / "lib").glob("python3*/site-packages"))
-        p = site / "nnunetv2/training/nnUNetTrainer/variants/training_length/nnUNetTrainer_alssegBudget.py"
+        # top level of the trainer package: found before the variants that need torchvision
+        p = site / "nnunetv2/training/nnUNetTrainer/nnUNetTrainer_alssegBudget.py"
         p.write_text(TRAINER.format(budget=args.budget_s))
         print(f"wrote {p}")
         return 0

@@ -144,18 +144,21 @@ def main(argv=None):
 
         args.figures.mkdir(parents=True, exist_ok=True)
         z = int(np.argmax(muscle.sum(axis=(0, 1))))
+        xs, ys = np.nonzero(leg[..., z])
+        box = (slice(max(xs.min() - 6, 0), xs.max() + 7), slice(max(ys.min() - 6, 0), ys.max() + 7))
+        crop = lambda im: im[box]  # noqa: E731
         panels = [("echo 1", data[..., z, 0], "gray", None), ("water T2 (ms)", maps["water"].data[..., z], "viridis", (15, 50)),
                   ("fat fraction", maps["fatfraction"].data[..., z], "magma", (0, 1)),
                   ("B1", maps["b1"].data[..., z], "coolwarm", (0.6, 1.4)),
                   ("mono T2, NLLS (ms)", maps["mono"].data[..., z], "viridis", (15, 50))]
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.2))
+        fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 2.9 * len(panels)))
         for ax, (title, im, cmap, lim) in zip(axes, panels):
-            h = ax.imshow(np.rot90(im), cmap=cmap, vmin=None if lim is None else lim[0],
+            h = ax.imshow(np.rot90(crop(im)), cmap=cmap, vmin=None if lim is None else lim[0],
                           vmax=None if lim is None else lim[1])
             ax.set_title(title)
             ax.axis("off")
             fig.colorbar(h, ax=ax, fraction=0.046, pad=0.02)
-        fig.suptitle(f"mese-leg-3t, slice {z}: alsseg two-component EPG vs mono-exponential")
+        fig.suptitle(f"mese-leg-3t, slice {z}: EPG maps (eroded leg mask) vs mono-exponential")
         fig.tight_layout()
         fig.savefig(args.figures / "t2_real_maps.png", dpi=90)
         plt.close(fig)

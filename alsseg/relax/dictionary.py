@@ -57,6 +57,8 @@ class EpgDictionary:
         Grid step in B1.
     rank_tol : float
         Largest relative error of the low-rank representation of any atom.
+    n_jobs : int
+        Threads simulating the atoms.
     dtype : numpy dtype
         Precision of the interpolation tables (float32: half the memory traffic; the interpolation
         error, ~1e-5 relative, dominates float32 rounding anyway).
@@ -77,7 +79,7 @@ class EpgDictionary:
 
     def __init__(self, acq: MeseAcquisition, t2_range_ms=(10.0, 100.0), b1_range=(0.5, 1.4),
                  t2_step: float = 0.03, b1_step: float = 0.02, rank_tol: float = 2e-5,
-                 dtype=np.float32):
+                 dtype=np.float32, n_jobs: int = 1):
         lo, hi = (float(v) for v in t2_range_ms)
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
             raise InputError(None, f"empty or invalid water T2 range {t2_range_ms} ms")
@@ -100,7 +102,15 @@ class EpgDictionary:
         kw = dict(refocus_deg=acq.refocus_deg, excite_deg=acq.excite_deg, profile=acq.profile,
                   dtype=np.complex64)
         tt, bb = np.meshgrid(np.exp(self.log_t2), self.b1, indexing="ij")
-        water = cpmg_echoes(tt.ravel(), acq.water_t1_ms, bb.ravel(), acq.echo_spacing_ms, E, **kw)
+        t2s, b1s = tt.ravel(), bb.ravel()
+        parts = np.array_split(np.arange(t2s.size), max(1, int(n_jobs)))
+        sim = lambda ix: cpmg_echoes(t2s[ix], acq.water_t1_ms, b1s[ix], acq.echo_spacing_ms, E, **kw)  # noqa: E731
+        if len(parts) > 1:  # the EPG kernels are numpy ufuncs that release the GIL
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(len(parts)) as pool:
+                water = np.concatenate(list(pool.map(sim, parts)))
+        else:
+            water = sim(parts[0])
         water = water.reshape(T, B, E) * acq.recovery(acq.water_t1_ms)
         fat = cpmg_echoes(np.full(B, acq.fat_t2_ms), acq.fat_t1_ms, self.b1, acq.echo_spacing_ms,
                           E, **kw) * acq.recovery(acq.fat_t1_ms)

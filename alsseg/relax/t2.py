@@ -204,6 +204,8 @@ class EpgT2Model:
         Global-search atoms = every ``stride``-th node of the fine dictionary along (T2, B1).
     t2_step, b1_step : float
         Fine dictionary steps (log T2, B1).
+    n_jobs : int
+        Threads used to build the dictionary (the fit takes its own ``n_jobs``).
     tol : float
         A voxel's refinement stops once an accepted step lowers its squared residual by less than
         this fraction, or moves T2 by < 0.003 % / B1 by < 2e-5 / amplitudes by < 1e-3 (relative).
@@ -217,9 +219,9 @@ class EpgT2Model:
     n_params = 4
 
     def __init__(self, acq: MeseAcquisition, *, t2_range_ms=(10.0, 100.0), b1_range=(0.5, 1.4),
-                 n_iter: int = 40, coarse_stride=(3, 3), second_start_ratio: float = 0.3,
+                 n_iter: int = 40, coarse_stride=(2, 2), second_start_ratio: float = 0.3,
                  second_start_b1_distance: float = 0.12, t2_step: float = 0.03, b1_step: float = 0.02,
-                 tol: float = 1e-4):
+                 tol: float = 1e-4, n_jobs: int = 1):
         if acq.n_echoes <= self.n_params:
             raise InputError(None, f"{acq.n_echoes} echoes cannot determine the {self.n_params} parameters "
                              "of the two-component EPG model (water T2, fat fraction, B1, M0)")
@@ -228,7 +230,7 @@ class EpgT2Model:
         self.second_start_ratio = float(second_start_ratio)
         self.second_start_b1_distance = float(second_start_b1_distance)
         self.tol = float(tol)
-        self.dictionary = dic = EpgDictionary(acq, t2_range_ms, b1_range, t2_step, b1_step)
+        self.dictionary = dic = EpgDictionary(acq, t2_range_ms, b1_range, t2_step, b1_step, n_jobs=n_jobs)
         T, B = dic.log_t2.size, dic.b1.size
         (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
         iu = np.unique(np.r_[np.arange(1, int(np.floor(uhi)) + 1, coarse_stride[0]), int(np.floor(uhi))])

@@ -144,7 +144,7 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         m = auto_mask(data)
     out = {}
     if model in ("epg", "both"):
-        epg = EpgT2Model(acq, t2_range_ms=t2_range_ms, b1_range=b1_range)
+        epg = EpgT2Model(acq, t2_range_ms=t2_range_ms, b1_range=b1_range, n_jobs=n_jobs)
         fit = epg.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
         for desc, (attr, units, text) in EPG_MAPS.items():
             arr = getattr(fit, attr)

@@ -46,10 +46,11 @@ def table_html(df: pd.DataFrame, cols: list[str] | None = None, max_rows: int = 
     if df is None or df.empty:
         return '<p class="note">none</p>'
     d = df[cols] if cols else df
-    head = "".join(f'<th class="{"l" if d[c].dtype == object else ""}">{html.escape(str(c))}</th>' for c in d.columns)
+    text = {c: not (pd.api.types.is_numeric_dtype(d[c]) and not pd.api.types.is_bool_dtype(d[c])) for c in d.columns}
+    head = "".join(f'<th class="{"l" if text[c] else ""}">{html.escape(str(c))}</th>' for c in d.columns)
     body = []
     for _, r in d.head(max_rows).iterrows():
-        cells = "".join(f'<td class="{"l" if d[c].dtype == object else ""}">{_fmt(r[c])}</td>' for c in d.columns)
+        cells = "".join(f'<td class="{"l" if text[c] else ""}">{_fmt(r[c])}</td>' for c in d.columns)
         body.append(f"<tr>{cells}</tr>")
     more = f'<p class="note">{len(d) - max_rows} more rows in the TSV</p>' if len(d) > max_rows else ""
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
@@ -105,7 +106,7 @@ def _r_text(corr: pd.DataFrame, measure, motor, muscle, population="all") -> str
 
 
 def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame, thumbnails: list,
-                 title: str = "alsseg report", focus_muscle: str = "anterior") -> str:
+                 title: str = "alsseg report", focus_muscle: str = "anterior", extra: dict | None = None) -> str:
     """The HTML text of the cohort report.
 
     Parameters
@@ -116,6 +117,7 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     thumbnails : paths of per-session QC PNGs (embedded, in order).
     focus_muscle : muscle or group used in the scatter and change plots (``anterior`` = TA +
         EDL, the dorsiflexors whose strength MVIC measures and whose nerve CMAP probes).
+    extra : ``{heading: DataFrame}`` tables shown in a section before the QC.
     """
     from alsseg.stats import add_group_rows, change_table, session_order
 
@@ -213,6 +215,11 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
         out.append("<h2>Abnormal muscles per patient (water T2 z &gt; 2 against controls)</h2>")
         out.append(f"<div class='figs'>{_img(F.abnormal_bars(counts), 'abnormal counts')}</div>")
         out.append(table_html(counts))
+
+    # ---- extra sections (e.g. the demo's comparison with the ground truth)
+    for heading, table in (extra or {}).items():
+        out.append(f"<h2>{html.escape(heading)}</h2>")
+        out.append(table_html(table))
 
     # ---- QC
     out.append("<h2>Quality control</h2>")

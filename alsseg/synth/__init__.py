@@ -23,7 +23,7 @@ Grid(shape, affine, slice_thickness_mm=None); Grid.axial(shape, spacing_mm, cent
 random_grid(rng, ...) -> Grid
 render_tissues(subject, grid, n_sub=None) -> TissueVolume
 render_label_map(subject, grid) -> Image (int16 label ids of alsseg.labels)
-render_contrast(subject, grid, contrast, rng=None, *, snr=40, protocol=MeseProtocol(), tissues=None) -> Image
+render_contrast(subject, grid, contrast, rng=None, *, snr="auto", protocol=MeseProtocol(), tissues=None) -> Image
     contrast in CONTRASTS: 'mese_e1', 'mese_late', 't1w', 'dixon_water', 'dixon_fat', 'dwi_b0', 'random'
 mese_signal(subject, tissue_volume, protocol) -> (X, Y, Z, n_echoes) float32
 ir_signal(subject, tissue_volume, IrProtocol()) -> (X, Y, Z, n_TI) float32

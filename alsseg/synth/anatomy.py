@@ -218,7 +218,12 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             asym = rng.normal(0, 0.15)
             denervation = {"R": float(np.clip(base + asym / 2, 0, 1)), "L": float(np.clip(base - asym / 2, 0, 1))}
         else:
-            base = float(disease)
+            try:
+                base = float(disease)
+            except (TypeError, ValueError):
+                raise ValueError(f"disease must be 'healthy', 'als' or a number in [0, 1], got {disease!r}") from None
+            if not 0.0 <= base <= 1.0:
+                raise ValueError(f"disease (latent denervation) must be within [0, 1], got {base}")
             asym = rng.normal(0, 0.08)
             denervation = {"R": float(np.clip(base + asym / 2, 0, 1)), "L": float(np.clip(base - asym / 2, 0, 1))}
     else:
@@ -235,7 +240,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     s_centre = _u(rng, 0.5, 0.62)
     props_common = {m: _u(rng, 0.85, 1.15) for m in MUSCLES}
     t2_base = {m: _u(rng, 27.0, 31.5) for m in MUSCLES}
-    ff_base = {m: _u(rng, 0.02, 0.06) for m in MUSCLES}
+    ff_base = {m: _u(rng, 0.01, 0.045) for m in MUSCLES}
     legs = {}
     for side in ("R", "L"):
         sign = 1.0 if side == "R" else -1.0
@@ -497,7 +502,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     # deep posterior (TP): ellipse under the transverse septum
     mid_l, mid_a = 0.5 * (tl + fl), 0.5 * (ta + fa)
     h_tp = 12.0 * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
-    c_l, c_a = mid_l - ua_tf * 0 + (-(-ua_tf)) * 0, mid_a  # centre on the membrane midpoint
+    c_l, c_a = mid_l, mid_a  # centred on the membrane midpoint
     e_u = (l - c_l) * ux_tf + (a - c_a) * ua_tf
     e_v = -((l - c_l) * (-ua_tf) + (a - c_a) * ux_tf)  # distance behind the membrane
     semi_u = 0.38 * len_tf + 0.3 * rt
@@ -562,9 +567,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
             else:
                 dd = np.sqrt((l - cl) ** 2 + (a - ca) ** 2)
             tendon_alpha = np.maximum(tendon_alpha, smoothstep_inside(tend_r - dd, h))
+    # where a muscle has tapered or atrophied (keep < 1) the fat painted underneath shows through
     paint(MUSCLE, muscle_alpha * keep)
-    # intermuscular fat where a muscle has tapered / atrophied (inside the region, not bone)
-    paint(FAT, muscle_alpha * (1.0 - keep) * 0.0)  # fat already underneath (painted before)
 
     # septa: distance to the compartment boundaries (only inside the muscle region)
     big = np.float32(1e3)

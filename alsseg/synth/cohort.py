@@ -294,6 +294,9 @@ def make_cohort(out: str | Path, n_als: int = 11, n_controls: int = 8, visits: i
     out = Path(out)
     if config is None:
         config = CohortConfig(n_als=n_als, n_controls=n_controls, visits=visits, seed=seed)
+    if config.n_als < 0 or config.n_controls < 0 or config.n_als + config.n_controls == 0 or config.visits < 1:
+        raise ValueError(f"a cohort needs participants and visits (n_als={config.n_als}, "
+                         f"n_controls={config.n_controls}, visits={config.visits})")
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
     cfg_path = out / "derivatives" / GT / "cohort.json"

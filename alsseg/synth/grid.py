@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grid:
     """A 3-D voxel grid in world (RAS+, mm) space; axis 2 is the slice axis.
 

@@ -322,9 +322,13 @@ def mese_signal(subject: Subject, tv: TissueVolume, protocol: MeseProtocol = Mes
 
 def add_rician_noise(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of the signal plus complex Gaussian noise of standard deviation ``sigma``."""
-    n1 = rng.normal(0.0, sigma, signal.shape).astype(np.float32)
-    n2 = rng.normal(0.0, sigma, signal.shape).astype(np.float32)
-    return np.sqrt((signal + n1) ** 2 + n2 ** 2).astype(np.float32)
+    s = np.float32(sigma)
+    re = rng.standard_normal(signal.shape, dtype=np.float32)
+    re *= s
+    re += signal
+    im = rng.standard_normal(signal.shape, dtype=np.float32)
+    im *= s
+    return np.hypot(re, im, out=re)
 
 
 def noise_sigma(reference_image: np.ndarray, label: np.ndarray, snr: float) -> float:
@@ -458,7 +462,7 @@ def random_contrast_signal(subject: Subject, tv: TissueVolume, rng: np.random.Ge
 
 
 def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
-                    rng: np.random.Generator | None = None, *, snr: float | None = 40.0,
+                    rng: np.random.Generator | None = None, *, snr: float | str | None = "auto",
                     protocol: MeseProtocol = MeseProtocol(), tissues: TissueVolume | None = None,
                     n_sub: int | None = None):
     """One 3-D image of ``subject`` on ``grid``.
@@ -470,8 +474,8 @@ def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
             (echo 8 of ``protocol``), ``t1w``, ``dixon_water``, ``dixon_fat``, ``dwi_b0``,
             ``random`` (SynthSeg-style randomised intensities, bias, blur, gamma).
         rng: random generator for noise (and the random contrast); default seeded from the subject.
-        snr: mean muscle signal / noise σ (Rician); ``None`` = noiseless. In ``random`` mode
-            the SNR is drawn in [8, 60] unless given.
+        snr: mean muscle signal / noise σ (Rician); ``None`` = noiseless; ``"auto"`` (default)
+            = 40, or drawn in [8, 60] in ``random`` mode.
         protocol: MESE protocol for the ``mese_*`` contrasts.
         tissues: a :class:`TissueVolume` already rendered on ``grid`` (saves time).
         n_sub: partial-volume samples across the slice.
@@ -488,13 +492,15 @@ def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
         img = mese_signal(subject, tv, protocol, echoes=slice(e, e + 1))[..., 0]
     elif contrast == "random":
         img = random_contrast_signal(subject, tv, rng)
-        if snr is None or snr == 40.0:
+        if snr == "auto":
             snr = float(rng.uniform(8, 60))
     elif contrast in ("t1w", "dixon_water", "dixon_fat", "dwi_b0"):
         img = anatomical_signal(subject, tv, contrast)
     else:
         raise ValueError(f"unknown contrast {contrast!r}; choose from {', '.join(CONTRASTS)}")
+    if snr == "auto":
+        snr = 40.0
     if snr is not None:
-        sigma = noise_sigma(img, tv.label, snr)
+        sigma = noise_sigma(img, tv.label, float(snr))
         img = add_rician_noise(img, sigma, rng)
     return grid.image(img.astype(np.float32), contrast=contrast)

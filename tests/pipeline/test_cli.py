@@ -92,3 +92,25 @@ def test_help_lists_verbs(capsys):
     text = capsys.readouterr().out
     for verb in ("demo", "run", "cohort", "stats", "report"):
         assert verb in text
+
+
+def test_demo_cli(tmp_path, capsys, monkeypatch):
+    _one_line_error(capsys, 2, main(["demo", "--out", str(tmp_path / "x"), "--n-als", "1"]))
+    from alsseg import pipeline
+
+    seen = {}
+
+    def fake_run_demo(out, **kw):
+        seen.update(kw, out=out)
+        acc = pd.DataFrame({"muscle": ["TA", "all"], "median_abs_t2_error_ms": [0.4, 0.35],
+                            "median_abs_volume_error_pct": [1.0, 1.2]})
+        fnd = pd.DataFrame({"finding": ["t2_water_ms vs mvic_n (anterior)"], "statistic": ["pearson_r"],
+                            "value_measured": [-0.85], "p_measured": [1e-5], "value_truth": [-0.86], "p_truth": [1e-5]})
+        return pipeline.DemoResult(tmp_path, tmp_path / "d", tmp_path / "d/group/report.html", "model m",
+                                   acc, fnd, {"synth": 1.0, "cohort": 2.0})
+
+    monkeypatch.setattr(pipeline, "run_demo", fake_run_demo)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--jobs", "2", "--truth-labels"]) == 0
+    text = capsys.readouterr().out
+    assert seen["jobs"] == 2 and seen["use_truth_labels"] and seen["n_als"] == 11
+    assert "0.35 ms" in text and "-0.85" in text and "report.html" in text

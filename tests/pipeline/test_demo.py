@@ -19,6 +19,8 @@ def test_demo_small_cohort(tmp_path):
                  "stats_change_correlation.tsv", "stats_abnormal_counts.tsv", "accuracy_summary.tsv",
                  "stats_truth_group_comparison.tsv", "stats_vs_truth.tsv", "findings.tsv", "qc.tsv"):
         assert (group / name).is_file(), name
+    html = res.report.read_text()
+    assert "Accuracy against the ground truth" in html and "Headline analyses" in html
     acc = res.accuracy.set_index("muscle")
     # coarse 6 mm voxels: partial volume with fat limits the T2 accuracy; labels are the truth
     assert acc.loc["all", "median_abs_t2_error_ms"] < 2.0

@@ -23,6 +23,8 @@ def test_cohort_end_to_end(tiny_bids, tmp_path):
                  "desc-b1_T2map.nii.gz", "muscles.tsv"):
         assert (anat / f"sub-01_ses-01_{name}").is_file(), name
     assert (out / "dseg.tsv").is_file() and (out / "dataset_description.json").is_file()
+    side = json.loads((anat / "sub-01_ses-01_desc-water_T2map.json").read_text())
+    assert side["Units"] == "ms" and "EPG" in side["Description"]
     assert (out / "sub-01" / "ses-01" / "figures" / "sub-01_ses-01_desc-qc.png").is_file()
     # maps on the source grid, true values recovered from noiseless EPG signals
     t2 = load_nifti(anat / "sub-01_ses-01_desc-water_T2map.nii.gz", check_finite=False)
@@ -212,3 +214,20 @@ def test_sigkilled_cohort_resumes(tiny_bids, tmp_path):
     _, status = pipeline.collect_tables(out)
     assert list(status.status) == ["done"] * 3
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporaries left
+
+
+def test_forced_rerun_that_fails_leaves_no_finished_marker(tiny_bids, tmp_path):
+    from dataclasses import replace
+
+    out = tmp_path / "d"
+    _, jobs = pipeline.cohort_jobs(tiny_bids, GT)
+    pipeline.prepare_output(out, str(tiny_bids.resolve()), GT)
+    job = jobs[0]
+    assert pipeline.run_session(job, out, GT).status == "done"
+    assert pipeline.run_session(job, out, GT).status == "skipped"
+    broken = replace(job, labels=tmp_path / "missing_dseg.nii.gz")
+    res = pipeline.run_session(broken, out, GT, force=True)
+    assert res.status == "failed" and res.input_error and "missing_dseg" in res.error
+    assert not pipeline.marker_path(out, job).exists() and pipeline.failed_path(out, job).exists()
+    _, status = pipeline.collect_tables(out)
+    assert status.set_index("session").loc[job.name, "status"] == "failed"

@@ -62,6 +62,7 @@ def test_report_self_contained(report_html, cohort_tables):
     r = res[(res.population == "all") & (res.measure == "t2_water_ms") & (res.motor == "mvic_n")
             & (res.muscle == "anterior")].iloc[0]
     assert f"<td class=\"\">{_fmt(r.pearson_r)}</td>" in text and r.pearson_r < -0.8
+    assert '<td class="l">t2_water_ms</td>' in text  # text left-aligned, numbers right-aligned
 
 
 def test_session_strip_is_png():

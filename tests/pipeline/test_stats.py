@@ -196,3 +196,16 @@ def test_run_all_and_write(cohort_tables, tmp_path):
     paths = stats.write_tables(res, tmp_path)
     back = pd.read_csv(paths[0], sep="\t", na_values="n/a")
     assert len(back) == len(gc)
+
+
+def test_stats_imports_no_imaging_stack(tmp_path, cohort_tables):
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd; import alsseg.stats as s; "
+            "s.write_tables({'x': pd.DataFrame({'a': [1]})}, sys.argv[1]); "
+            "bad = [m for m in ('nibabel', 'torch', 'monai', 'alsseg.io', 'skimage') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "stats_x.tsv").read_text().startswith("a\n1")

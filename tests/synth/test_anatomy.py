@@ -117,3 +117,19 @@ def test_random_grids_hold_both_legs():
         assert 0.7 <= sp[0] <= 1.6 and 5 <= sp[2] <= 10 and g.thickness_mm <= sp[2] + 1e-9
         ids = set(np.unique(render_label_map(subj, g, n_sub=1).data).tolist())
         assert any(i in ids for i in range(1, 8)) and any(i in ids for i in range(11, 18))
+
+
+def test_bad_disease_arguments_are_refused():
+    with pytest.raises(ValueError, match="healthy"):
+        make_subject(0, disease="sick")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        make_subject(0, disease=1.5)
+
+
+def test_cli_module_imports_no_numerical_library():
+    import subprocess
+    import sys
+
+    code = "import sys, alsseg.cli.synth_cmd; print(sorted(m for m in ('numpy', 'scipy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

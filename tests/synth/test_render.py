@@ -113,3 +113,14 @@ def test_random_contrast_changes_with_the_generator(healthy_subject, small_grid,
 def test_unknown_contrast_is_refused(healthy_subject, small_grid, healthy_tissues):
     with pytest.raises(ValueError, match="unknown contrast"):
         render_contrast(healthy_subject, small_grid, "flair", tissues=healthy_tissues)
+
+
+def test_noiseless_and_noisy_images(healthy_subject, small_grid, healthy_tissues):
+    air = healthy_tissues.fractions[..., 0] == 1.0
+    clean = render_contrast(healthy_subject, small_grid, "t1w", snr=None, tissues=healthy_tissues).data
+    assert np.all(clean[air] == 0)
+    noisy = render_contrast(healthy_subject, small_grid, "t1w", np.random.default_rng(0), snr=20,
+                            tissues=healthy_tissues).data
+    m = healthy_tissues.label > 0
+    sigma = clean[m].mean() / 20
+    assert noisy[air].mean() == pytest.approx(sigma * np.sqrt(np.pi / 2), rel=0.05)
