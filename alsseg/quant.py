@@ -7,7 +7,8 @@ muscle, from the anatomy's ``groups``), columns:
 voxel, never eroded), ``n_voxels_core`` (after erosion), ``n_voxels_t2`` (used for water T2),
 ``t2_water_ms`` (mean), ``t2_water_ms_median``, ``t2_water_ms_sd``, ``t2_water_ms_iqr``,
 ``fat_fraction`` (mean), ``fat_fraction_median``, ``b1`` (median), ``t1_ms`` (mean),
-``t1_ms_median``, ``good_fit_fraction``, ``cut_fov`` (muscle present on the first or last
+``t1_ms_median``, ``t2_mono_ms`` (mono-exponential T2 of the core voxels, the biased
+literature baseline), ``good_fit_fraction``, ``cut_fov`` (muscle present on the first or last
 slice: its volume is a lower bound), ``cut_inplane`` (touches the in-plane edge of the image),
 ``n_slices`` (slices holding the muscle).
 
@@ -38,12 +39,12 @@ import pandas as pd
 from alsseg.labels import Anatomy, load_anatomy
 
 #: map names understood by :func:`quantify` (other names are ignored).
-MAP_NAMES = ("t2_water_ms", "fat_fraction", "b1", "t1_ms", "fit_ok")
+MAP_NAMES = ("t2_water_ms", "fat_fraction", "b1", "t1_ms", "t2_mono_ms", "fit_ok")
 
 COLUMNS = (
     "label", "side", "muscle", "kind", "n_voxels", "volume_ml", "n_voxels_core", "n_voxels_t2",
     "t2_water_ms", "t2_water_ms_median", "t2_water_ms_sd", "t2_water_ms_iqr",
-    "fat_fraction", "fat_fraction_median", "b1", "t1_ms", "t1_ms_median",
+    "fat_fraction", "fat_fraction_median", "b1", "t1_ms", "t1_ms_median", "t2_mono_ms",
     "good_fit_fraction", "cut_fov", "cut_inplane", "n_slices",
 )
 
@@ -113,6 +114,11 @@ def _stats_row(values: dict[str, np.ndarray], n_core: int, fit_ok: np.ndarray | 
                        t2_water_ms_iqr=float(q3 - q1))
     elif fit_ok is not None:
         row["good_fit_fraction"] = float(fit_ok.mean()) if n_core else math.nan
+    mono = values.get("t2_mono_ms")
+    if mono is not None:
+        mono = mono[np.isfinite(mono)]
+        if mono.size:
+            row["t2_mono_ms"] = float(mono.mean())
     for name, mean_col, med_col in (("fat_fraction", "fat_fraction", "fat_fraction_median"),
                                     ("t1_ms", "t1_ms", "t1_ms_median"), ("b1", None, "b1")):
         arr = values.get(name)
@@ -136,7 +142,8 @@ def quantify(maps: dict[str, np.ndarray], labels: np.ndarray, spacing_mm,
     ----------
     maps : ``{name: (X, Y, Z) ndarray}`` on the label map's grid; names from
         :data:`MAP_NAMES`: ``t2_water_ms`` (ms), ``fat_fraction`` (0–1), ``b1`` (scale),
-        ``t1_ms`` (ms), ``fit_ok`` (bool, the voxel fit succeeded). Any may be missing
+        ``t1_ms`` (ms), ``t2_mono_ms`` (ms), ``fit_ok`` (bool, the EPG voxel fit succeeded).
+        Any may be missing
         (its columns are then NaN); NaN voxels count as failed fits.
     labels : (X, Y, Z) integer label map (ids of the anatomy; 0 background).
     spacing_mm : (3,) voxel size in mm.

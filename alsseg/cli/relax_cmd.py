@@ -99,6 +99,9 @@ def _fit_t2(args) -> int:
     from alsseg.relax.volume import (EPG_MAPS, MONO_MAPS, acquisition_provenance, bids_prefix,
                                      fit_t2_volume, map_paths, write_maps)
 
+    for name, rng in (("--t2-range", args.t2_range), ("--b1-range", args.b1_range)):
+        if not (rng[0] > 0 and rng[1] > rng[0]):
+            raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
     series = _load_mese(args)
     prefix = args.prefix or bids_prefix(series.source or args.mese)
     keys = (list(EPG_MAPS) if args.model in ("epg", "both") else []) + \
@@ -136,9 +139,6 @@ def _fit_t2(args) -> int:
         from dataclasses import replace
 
         series = replace(series, echo_times_ms=overrides["echo_times_ms"])
-    for name, rng in (("--t2-range", args.t2_range), ("--b1-range", args.b1_range)):
-        if not (rng[0] > 0 and rng[1] > rng[0]):
-            raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
     mask = args.mask
     maps = fit_t2_volume(series, acq, mask, model=args.model, mono_method=args.mono_method,
                          skip_first=args.skip_first, n_jobs=args.jobs, chunk_voxels=args.chunk_voxels,

@@ -221,7 +221,7 @@ class EpgT2Model:
     def __init__(self, acq: MeseAcquisition, *, t2_range_ms=(10.0, 100.0), b1_range=(0.5, 1.4),
                  n_iter: int = 40, coarse_stride=(2, 2), second_start_ratio: float = 0.3,
                  second_start_b1_distance: float = 0.12, t2_step: float = 0.03, b1_step: float = 0.02,
-                 tol: float = 1e-4, n_jobs: int = 1):
+                 tol: float = 1e-3, n_jobs: int = 1):
         if acq.n_echoes <= self.n_params:
             raise InputError(None, f"{acq.n_echoes} echoes cannot determine the {self.n_params} parameters "
                              "of the two-component EPG model (water T2, fat fraction, B1, M0)")

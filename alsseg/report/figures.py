@@ -101,7 +101,8 @@ def scatter_fit(table: pd.DataFrame, x: str, y: str, title: str, r_text: str | N
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    # legend below the axes: it never hides a point
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     ax.grid(alpha=0.3)
     return to_png(fig)
 

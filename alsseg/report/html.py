@@ -79,6 +79,28 @@ def cohort_summary(participants: pd.DataFrame, muscles: pd.DataFrame, motor: pd.
     return pd.DataFrame(rows)
 
 
+def subject_table(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame,
+                  counts: pd.DataFrame | None, muscle: str = "anterior") -> pd.DataFrame:
+    """One row per subject and visit: group, ``muscle`` water T2 / FF / volume (mean of legs),
+    CMAP and MVIC (mean of legs; missing stays missing) and the abnormal-muscle count (T2)."""
+    from alsseg.stats import session_order
+
+    d = muscles[muscles["muscle"] == muscle]
+    cols = [c for c in ("t2_water_ms", "fat_fraction", "volume_ml") if c in d]
+    img = d.groupby(["participant_id", "session_id"])[cols].mean().reset_index()
+    if motor is not None and not motor.empty:
+        mot = motor.copy()
+        mot["session_id"] = mot["session_id"].astype(str)
+        mm = mot.groupby(["participant_id", "session_id"])[[c for c in ("cmap_mv", "mvic_n") if c in mot]].mean().reset_index()
+        img = img.merge(mm, on=["participant_id", "session_id"], how="left")
+    img = participants[["participant_id", "group"]].merge(img, on="participant_id", how="right")
+    if counts is not None and not counts.empty:
+        img = img.merge(counts[["participant_id", "session_id", "n_abnormal"]], on=["participant_id", "session_id"], how="left")
+    order = {s: i for i, s in enumerate(session_order(img["session_id"]))}
+    img = img.sort_values(["group", "participant_id", "session_id"], key=lambda s: s.map(order) if s.name == "session_id" else s)
+    return img.rename(columns={c: f"{muscle} {c}" for c in cols})
+
+
 def _subject_level(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
                    muscle: str, baseline_only: bool = True) -> pd.DataFrame:
     from alsseg.stats import session_order
@@ -147,6 +169,12 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     n_done = int((status["status"] == "done").sum()) if not status.empty else 0
     n_bad = int((status["status"] != "done").sum()) if not status.empty else 0
     out.append(f"<p>{n_done} session(s) analysed" + (f", <span class='bad'>{n_bad} not analysed</span> (see QC)" if n_bad else "") + ".</p>")
+    out.append(f"<h3>Subjects and visits ({focus_muscle}: mean of legs; motor measures: mean of legs; "
+               "n_abnormal: muscles with water T2 z &gt; 2)</h3>")
+    counts_t2 = results.get("abnormal_counts")
+    if counts_t2 is not None and "measure" in counts_t2:
+        counts_t2 = counts_t2[counts_t2["measure"] == "t2_water_ms"]
+    out.append(table_html(subject_table(muscles, parts, motor, counts_t2, focus_muscle)))
 
     # ---- group comparison
     out.append("<h2>Patients vs controls (baseline)</h2>")

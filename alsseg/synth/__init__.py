@@ -28,21 +28,31 @@ render_contrast(subject, grid, contrast, rng=None, *, snr="auto", protocol=MeseP
 mese_signal(subject, tissue_volume, protocol) -> (X, Y, Z, n_echoes) float32
 ir_signal(subject, tissue_volume, IrProtocol()) -> (X, Y, Z, n_TI) float32
 true_maps(subject, tissue_volume) -> dict of (X, Y, Z) maps
-render_session(subject, grid, ...) -> Session (all images + truth + per-muscle table)
-make_cohort(out, n_als=11, n_controls=8, ...) -> Path   (BIDS dataset with ground truth)
+render_session(subject, grid, *, mese=MeseProtocol(), ir=IrProtocol(), snr=60, rng=None) -> Session
+    (MESE, IR, T1w, labels, true maps; Session.muscle_table() = true per-muscle values)
+make_cohort(out, n_als=11, n_controls=8, visits=2, seed=0, *, config=CohortConfig(), workers=2) -> Path
+    (BIDS dataset with motor measures and derivatives/groundtruth; resumable)
+make_subject_dataset(out, seed=0, disease="als", *, config=None, grid=None) -> Path   (one subject)
+write_session(out, participant_id, session_id, subject, grid, config, rng=None) -> rows
+
+See docs/synth.md for the anatomy, the disease and motor models, the layout and the realism check.
 
 Coordinates: world RAS+ in mm; the subject's mid-calf is near the origin; the right leg is at
 +x. Axis 2 of every grid is the slice axis.
 """
 
 from alsseg.synth.anatomy import MUSCLES, TISSUE_NAMES, LegParams, Subject, evaluate, make_subject
+from alsseg.synth.cohort import CohortConfig, CohortEffects, make_cohort, make_subject_dataset, write_session
 from alsseg.synth.grid import Grid, random_grid
 from alsseg.synth.render import (
     CONTRASTS, IrProtocol, MeseProtocol, TissueVolume, add_rician_noise, anatomical_signal, ir_signal,
     mese_signal, render_contrast, render_label_map, render_tissues, true_maps,
 )
+from alsseg.synth.session import Session, render_session
 
 __all__ = [
+    "CohortConfig", "CohortEffects", "Session", "make_cohort", "make_subject_dataset", "render_session",
+    "write_session",
     "CONTRASTS", "Grid", "IrProtocol", "LegParams", "MUSCLES", "MeseProtocol", "Subject", "TISSUE_NAMES",
     "TissueVolume", "add_rician_noise", "anatomical_signal", "evaluate", "ir_signal", "make_subject",
     "mese_signal", "random_grid", "render_contrast", "render_label_map", "render_tissues", "true_maps",

@@ -490,8 +490,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     ux_tf, ua_tf = ux_tf / len_tf, ua_tf / len_tf
     ant_dist = ux_tf * vta - ua_tf * vtl  # signed distance to membrane line (+ anterior)
     along = ux_tf * vtl + ua_tf * vta
-    psi_a = 55.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 25.0 * atrophy["PER"]
-    psi_p = -78.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 25.0 * atrophy["PER"]
+    psi_a = 42.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
+    psi_p = -66.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
     in_lat = (psi_f > psi_p) & (psi_f < psi_a)
     # TA / EDL split: ray from a pivot on the membrane
     piv_l = fl + 0.3 * (tl - fl)

@@ -30,6 +30,10 @@ def test_demo_small_cohort(tmp_path):
     assert g.value_measured > 1 and g.value_truth > 1          # T2 higher in ALS, measured as in truth
     r = f.loc["t2_water_ms vs mvic_n (anterior)"]
     assert r.value_measured < -0.5 and abs(r.value_measured - r.value_truth) < 0.2
+    # `alsseg report` on the demo folder keeps the comparison with the truth
+    from alsseg.pipeline import run_report
+
+    assert "Accuracy against the ground truth" in run_report(res.out_dir).read_text()
     # resumable: a second call redoes nothing
     res2 = run_demo(tmp_path / "demo", config=cfg, use_truth_labels=True, quiet=True)
     status = pd.read_csv(group / "cohort_status.tsv", sep="\t")

@@ -39,6 +39,9 @@ def test_cohort_end_to_end(tiny_bids, tmp_path):
     sol = tab[tab.label == 5].iloc[0]
     assert sol.cut_fov and sol.volume_ml == pytest.approx(7 * 5 * 4 * 1.5 * 1.5 * 7 / 1000)
     assert sol.fat_fraction == pytest.approx(0.15, abs=0.02)
+    # the mono-exponential baseline is written and reads high (fat, stimulated echoes)
+    assert (anat / "sub-01_ses-01_desc-mono_T2map.nii.gz").is_file()
+    assert sol.t2_mono_ms > sol.t2_water_ms + 3
 
     # resumable: a second run skips everything
     res2 = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)

@@ -119,6 +119,15 @@ def test_iqr_median_sd_match_numpy():
     assert e.t2_water_ms_iqr == pytest.approx(np.subtract(*np.percentile(v, [75, 25])))
 
 
+def test_mono_t2_column():
+    lab, maps = phantom()
+    maps["t2_mono_ms"] = np.where(lab > 0, 45.0, np.nan)
+    maps["t2_mono_ms"][lab == 2] = np.nan  # failed mono fits are left out, not zeros
+    df = quant.quantify(maps, lab, SPACING)
+    assert df[df.label == 1].iloc[0].t2_mono_ms == pytest.approx(45.0)
+    assert np.isnan(df[df.label == 2].iloc[0].t2_mono_ms)
+
+
 def test_missing_maps_give_nan_columns():
     lab, maps = phantom()
     df = quant.quantify({"t2_water_ms": maps["t2_water_ms"]}, lab, SPACING)

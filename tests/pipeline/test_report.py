@@ -55,6 +55,7 @@ def test_report_self_contained(report_html, cohort_tables):
     assert "sub-42" in text and "subject without scans" in text and "sub-99_ses-01" in text
     # the correlation table holds the numbers of the statistics
     assert "pearson_r" in text and "hedges_g" in text
+    assert "Subjects and visits" in text and "anterior t2_water_ms" in text
     from alsseg.report.html import _fmt
 
     muscles, parts, motor = cohort_tables

@@ -168,3 +168,24 @@ def test_fit_t2_calibrates_fat_t2_from_a_fat_mask(tmp_path, acq10, capsys):
     assert meta["Acquisition"]["fat_t2_ms"] == pytest.approx(135.0, abs=2.0)
     assert main(["fit-t2", str(path), "--fat-mask", str(mpath), "--fat-t2-ms", "140", "--force",
                  "--out", str(tmp_path / "o"), "-q"]) == 2
+
+
+def test_fit_t1_volume_vfa_with_b1_map_and_sr():
+    from alsseg.io import Image, T1Series
+    from alsseg.io.errors import InputError
+    from alsseg.relax.t1 import sr_signal, vfa_signal
+    from alsseg.relax.volume import fit_t1_volume
+
+    t1 = np.linspace(400, 1600, 12).reshape(3, 4, 1)
+    b1 = np.linspace(0.8, 1.15, 12).reshape(3, 4, 1)
+    fa = np.array([3.0, 8.0, 15.0, 25.0])
+    vfa = T1Series(image=Image(vfa_signal(fa, 15.0, t1, 800.0, b1).astype(np.float32), AFFINE), kind="VFA",
+                   flip_angles_deg=fa, tr_ms=15.0)
+    maps = fit_t1_volume(vfa, b1=b1, progress=False, n_jobs=1)
+    np.testing.assert_allclose(maps["T1"].data, t1, rtol=1e-3)
+    with pytest.raises(InputError, match="B1 map shape"):
+        fit_t1_volume(vfa, b1=np.ones((3, 3, 1)), progress=False)
+    tr = np.array([300.0, 800.0, 2000.0, 5000.0])
+    sr = T1Series(image=Image(sr_signal(tr, t1, 500.0).astype(np.float32), AFFINE), kind="SR",
+                  repetition_times_ms=tr)
+    np.testing.assert_allclose(fit_t1_volume(sr, progress=False)["T1"].data, t1, rtol=1e-3)

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from alsseg.io import BidsDataset, InputError, load_nifti
-from alsseg.synth.cohort import CohortConfig, make_cohort, make_subject_dataset
+from alsseg.synth.cohort import CohortConfig, make_cohort
 
 TINY = CohortConfig(n_als=2, n_controls=1, visits=2, seed=3, shape=(96, 56, 4), spacing_mm=(4.0, 4.0, 12.0),
                     slice_thickness_mm=7.0)
