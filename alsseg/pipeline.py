@@ -339,8 +339,6 @@ def run_session(job: SessionJob, out_dir: Path, options: PipelineOptions = Pipel
 
 
 def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage, times) -> list[Path]:
-    import pandas as pd
-
     from alsseg.io import load_mese, load_nifti, load_t1_series, save_nifti
     from alsseg.io.nifti import Image, same_grid
     from alsseg.quant import quantify

@@ -17,6 +17,21 @@ import time
 import numpy as np
 
 
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
+    import os
+
+    name = platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lowerleg-unet")
@@ -24,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=100000)
     ap.add_argument("--contrasts", default="mese_e1,t1w,dixon_water,dwi_b0,random")
     ap.add_argument("--tsv", help="write per-label rows here")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args(argv)
 
     import torch
@@ -34,7 +50,7 @@ def main(argv=None) -> int:
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.sources import synthetic_subject_cases
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     anat = load_anatomy()
     seg = Segmenter.from_bundle(args.model)
     contrasts = [c for c in args.contrasts.split(",") if c]
@@ -50,8 +66,7 @@ def main(argv=None) -> int:
     el = time.time() - t0
     muscles = [m.abbrev for m in anat.muscles]
     print(f"# model {args.model}: Dice on {args.subjects} held-out synthetic subjects (seeds {args.seed}-"
-          f"{args.seed + args.subjects - 1}), both legs; machine {platform.machine()} "
-          f"{platform.processor() or ''}, torch threads 2; {el:.0f} s")
+          f"{args.seed + args.subjects - 1}), both legs; machine {machine()}, torch threads {args.threads}; {el:.0f} s")
     print("| contrast | " + " | ".join(muscles) + " | mean | min | HD95 mm | |vol err| % |")
     print("|---" * (len(muscles) + 5) + "|")
     allm = []

@@ -23,6 +23,21 @@ from pathlib import Path
 import numpy as np
 
 
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
+    import os
+
+    name = platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def heldout_dice(seg, seeds, contrast):
     from alsseg.io import Image
     from alsseg.seg.evaluate import evaluate_labels
@@ -80,7 +95,7 @@ def main(argv=None) -> int:
     sparse = f", every {args.sparse_every}th slice annotated" if args.sparse_every else ""
     print(f"# fine-tuning vs scratch: {args.n_train} training subjects of '{args.contrast}' (not in the bundle's "
           f"training){sparse}, budget {args.minutes} min / {args.iterations} iterations each; held-out Dice on "
-          f"{args.test_subjects} subjects; {platform.machine()} {platform.processor() or ''}, 2 torch threads")
+          f"{args.test_subjects} subjects; {machine()}, {torch.get_num_threads()} torch thread(s) (recipe)")
     print("| run | first val Dice (iter) | last val Dice (iter) | held-out mean Dice | wall s |")
     print("|---|---|---|---|---|")
     print(f"| bundle zero-shot | - | - | {zero:.3f} | - |")

@@ -67,6 +67,21 @@ class nnUNetTrainer_alssegBudget(nnUNetTrainer):
 '''
 
 
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
+    import os
+
+    name = platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def dice_agnostic(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     p, g = pred.astype(int) % 10, gt.astype(int) % 10
     out = []
@@ -83,7 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", required=True, help="folder with raw/ pre/ res/ for nnU-Net")
     ap.add_argument("--dataset-id", default="501")
     ap.add_argument("--alsseg-checkpoint", required=True)
-    ap.add_argument("--model", default="lowerleg-unet")
+    ap.add_argument("--model", default="lowerleg-unet", help="bundle for a reference row ('none' to skip)")
     ap.add_argument("--subjects", type=int, default=2)
     ap.add_argument("--seed", type=int, default=100000)
     ap.add_argument("--contrasts", default="mese_e1,t1w,dixon_water,dwi_b0,random")
@@ -126,15 +141,17 @@ def main(argv=None) -> int:
     results = {}
     nn = [dice_agnostic(load_nifti(tmp / "nn" / f"{c.case_id}.nii.gz", dtype=None).data, c.labels) for c in cases]
     results["nnU-Net v2 2d (budget)"] = (np.nanmean(nn, axis=0), t_nn)
-    for name, seg in (("alsseg U-Net (same budget)", Segmenter.from_checkpoint(args.alsseg_checkpoint, device="cpu")),
-                      ("alsseg shipped bundle", Segmenter.from_bundle(args.model, device="cpu"))):
+    models = [("alsseg U-Net (same budget)", Segmenter.from_checkpoint(args.alsseg_checkpoint, device="cpu"))]
+    if args.model != "none":
+        models.append((f"alsseg bundle {args.model}", Segmenter.from_bundle(args.model, device="cpu")))
+    for name, seg in models:
         t = time.perf_counter()
         d = [dice_agnostic(seg.predict(c.image).data, c.labels) for c in cases]
         results[name] = (np.nanmean(d, axis=0), (time.perf_counter() - t) / len(cases))
     muscles = ["TA", "EDL", "PER", "TP", "SOL", "GM", "GL"]
     print(f"# alsseg vs nnU-Net v2 2d: held-out synthetic subjects seeds {args.seed}-{args.seed + args.subjects - 1} "
           f"x {len(contrasts)} contrasts ({len(cases)} images); side-agnostic Dice; "
-          f"{platform.machine()} {platform.processor() or ''}, 1 thread, CPU shared with other jobs")
+          f"{machine()}, 1 thread, CPU shared with other jobs")
     print("| model | " + " | ".join(muscles) + " | mean | s / image (predict) |")
     print("|---" * (len(muscles) + 3) + "|")
     for name, (d, sec) in results.items():

@@ -20,6 +20,21 @@ from pathlib import Path
 import numpy as np
 
 
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
+    import os
+
+    name = platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lowerleg-unet")
@@ -57,7 +72,7 @@ def main(argv=None) -> int:
     import torch
 
     print(f"# inference time, {shape[0]}x{shape[1]}x{shape[2]} NIfTI in -> label NIfTI out, model load "
-          f"included; {platform.machine()} {platform.processor() or ''}, {args.threads} torch thread(s), "
+          f"included; {machine()}, {args.threads} torch thread(s), "
           f"median of {args.repeats}")
     print("| how | median s | all runs s |")
     print("|---|---|---|")

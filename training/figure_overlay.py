@@ -48,7 +48,9 @@ def main(argv=None) -> int:
     img = mese.image.with_data(mese.image.data[..., 0]).to_ras()
     lab = pred.to_ras().data
     Z = img.shape[2]
-    fig, axes = plt.subplots(2, (Z + 1) // 2, figsize=(3.2 * ((Z + 1) // 2), 7.5))
+    ncol = (Z + 1) // 2
+    aspect = img.shape[1] / img.shape[0]
+    fig, axes = plt.subplots(2, ncol, figsize=(4.0 * ncol, 2 * 4.0 * aspect + 1.0))
     for z, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if z >= Z:
