@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         rows = list(csv.DictReader(open(run / "log.csv")))
         seg = Segmenter.from_checkpoint(run / "checkpoints" / "best.pt")
         results.append((name, rows[0], rows[-1], heldout_dice(seg, test_seeds, args.contrast), time.time() - t))
-    sparse = f", every {args.sparse_every}th slice annotated" if args.sparse_every else ""
+    sparse = f", only every {args.sparse_every}-th slice annotated" if args.sparse_every else ""
     print(f"# fine-tuning vs scratch: {args.n_train} training subjects of '{args.contrast}' (not in the bundle's "
           f"training){sparse}, budget {args.minutes} min / {args.iterations} iterations each; held-out Dice on "
           f"{args.test_subjects} subjects; {machine()}, {torch.get_num_threads()} torch thread(s) (recipe)")

@@ -220,4 +220,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
     write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     if model_card is not None:
         write_text_atomic(out / "docs" / "README.md", model_card)
+    for f in (weights, meta_path, out / "docs" / "README.md"):
+        if f.is_file():
+            f.chmod(0o644)  # shipped files are world-readable (temporary files start as 0600)
     return out
