@@ -875,6 +875,18 @@ def key_findings(tables: dict):
     return pd.DataFrame(rows, columns=["finding", "statistic", "value", "p"])
 
 
+def simulated_slice_profile(bids_root: str | Path) -> tuple[float, float] | None:
+    """``(refocus_width_ratio, transition)`` of a synthetic cohort's MESE protocol when its
+    ``derivatives/groundtruth/cohort.json`` records one, else ``None`` (relax's default)."""
+    f = Path(bids_root) / "derivatives" / "groundtruth" / "cohort.json"
+    if not f.is_file():
+        return None
+    cfg = json.loads(f.read_text()).get("mese", {})
+    if "refocus_width_ratio" not in cfg:
+        return None
+    return float(cfg["refocus_width_ratio"]), float(cfg.get("slice_transition", 0.12))
+
+
 def run_demo(out: str | Path, *, n_als: int = 11, n_controls: int = 8, seed: int = 0, jobs: int = 1,
              model: str = "lowerleg-unet", use_truth_labels: bool = False, quiet: bool = False,
              options: PipelineOptions | None = None, config=None) -> DemoResult:
@@ -904,11 +916,10 @@ def run_demo(out: str | Path, *, n_als: int = 11, n_controls: int = 8, seed: int
                              progress=not quiet)
     times["synth"] = time.perf_counter() - t
     base = options or PipelineOptions()
-    cfg = json.loads((bids / "derivatives" / "groundtruth" / "cohort.json").read_text()).get("mese", {})
-    if base.slice_profile is None and "refocus_width_ratio" in cfg:
+    if base.slice_profile is None:
         # the simulated protocol's slice profile is known exactly: fit with it (on real data a
         # user gives their sequence's, or relax's default applies)
-        base = replace(base, slice_profile=(float(cfg["refocus_width_ratio"]), float(cfg.get("slice_transition", 0.12))))
+        base = replace(base, slice_profile=simulated_slice_profile(bids))
     if use_truth_labels or not shipped_model_available(model):
         opts = replace(base, labels_from="groundtruth", model=model)
         seg = "ground-truth label maps" + ("" if use_truth_labels else f" (no model {model!r} in models/)")

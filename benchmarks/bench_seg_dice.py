@@ -11,25 +11,11 @@ muscle per contrast, HD95 and volume error; writes the per-label rows as TSV wit
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 
-
-def machine() -> str:
-    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
-    import os
-
-    name = platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+from _machine import machine  # benchmarks/_machine.py
 
 
 def main(argv=None) -> int:

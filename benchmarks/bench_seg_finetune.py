@@ -14,28 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> str:
-    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
-    import os
-
-    name = platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+from _machine import machine  # benchmarks/_machine.py
 
 
 def heldout_dice(seg, seeds, contrast):

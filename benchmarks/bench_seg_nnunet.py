@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _machine import machine  # benchmarks/_machine.py
 
 TRAINER = '''"""Wall-clock-budgeted nnU-Net trainer for the alsseg side-by-side benchmark (CPU)."""
 import time
@@ -65,21 +65,6 @@ class nnUNetTrainer_alssegBudget(nnUNetTrainer):
             self.on_train_end()
             raise SystemExit(0)
 '''
-
-
-def machine() -> str:
-    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
-    import os
-
-    name = platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def dice_agnostic(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

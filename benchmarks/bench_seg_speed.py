@@ -10,7 +10,6 @@ and (b) as a fresh ``alsseg`` process (adds interpreter start and imports). Medi
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> str:
-    """CPU model and core count, e.g. ``AMD EPYC, 2 cores``."""
-    import os
-
-    name = platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+from _machine import machine  # benchmarks/_machine.py
 
 
 def main(argv=None) -> int:
@@ -69,7 +55,6 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-m", "alsseg", "segment", str(src), "--out", str(tmp / f"sub{r}"),
                         "--model", args.model, "-q", "--threads", str(args.threads)], check=True)
         t_sub.append(time.perf_counter() - t)
-    import torch
 
     print(f"# inference time, {shape[0]}x{shape[1]}x{shape[2]} NIfTI in -> label NIfTI out, model load "
           f"included; {machine()}, {args.threads} torch thread(s), "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -19,18 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{platform.node()}: {cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f} at start"
+from _machine import machine  # benchmarks/_machine.py
 
 
 def _time(fn, repeats):
@@ -55,7 +43,7 @@ def main(argv=None) -> int:
     from alsseg.synth.cohort import make_cohort
     from alsseg.synth.render import MeseProtocol, mese_dictionary
 
-    print(f"# machine: {_machine()}")
+    print(f"# machine: {machine()}")
     print(f"# median of {args.repeats} repeats; wall and CPU seconds (CPU time is what the machine's other "
           "jobs do not change much)")
     print(f"{'task':58s} {'wall s':>8s} {'cpu s':>8s}")

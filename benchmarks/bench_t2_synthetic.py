@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,15 +31,7 @@ import numpy as np
 from alsseg.relax.acquisition import MeseAcquisition
 from alsseg.relax.t2 import EpgT2Model, two_component_signal
 
-
-def machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
-    load = os.getloadavg()
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
-            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+from _machine import machine  # benchmarks/_machine.py
 
 
 def rician(y, sigma, rng):

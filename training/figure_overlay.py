@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
+    out.chmod(0o644)
     print(f"{out}: {len(found)} labels ({names})")
     return 0
 

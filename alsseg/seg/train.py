@@ -204,11 +204,11 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
             write_text_atomic(log_path, "\n".join(kept) + "\n")
 
 
-    def end_epoch(it, lr, best, running):
+    def end_epoch(it, lr, best, running, final=False):
         """Validate, log, checkpoint (rank 0); every rank waits."""
         epoch = (it - 1) // cfg.iterations_per_epoch + 1
         if rank == 0:
-            do_val = val_cases and (epoch % cfg.val_every_epochs == 0 or it >= cfg.iterations)
+            do_val = val_cases and (epoch % cfg.val_every_epochs == 0 or it >= cfg.iterations or final)
             dice = validate(model, val_cases, cfg.patch_size, device, n_classes, ignore) if do_val \
                 else np.full(n_classes - 1, np.nan)
             mean = float(np.nanmean(dice)) if np.isfinite(dice).any() else float("nan")
@@ -288,8 +288,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         if it % cfg.iterations_per_epoch == 0 or it >= stop_at:
             best, running = end_epoch(it, lr, best, running)
             last_saved = it
-    if it != last_saved:  # stopped by the time budget between epochs
-        best, running = end_epoch(it, lr, best, running)
+    if it != last_saved:  # stopped by the time budget between epochs: validate the final weights too
+        best, running = end_epoch(it, lr, best, running, final=True)
     bar.close()
     if writer is not None:
         writer.close()
