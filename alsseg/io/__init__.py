@@ -13,7 +13,7 @@ BIDS names, sidecars, writers), :mod:`~alsseg.io.dicom` (DICOM folders), :mod:`~
 
 from __future__ import annotations
 
-import importlib
+from alsseg._lazy import lazy_exports
 
 _WHERE = {
     "alsseg.io.atomic": ("atomic_path", "refuse_overwrite_of_inputs", "write_bytes_atomic", "write_text_atomic"),
@@ -29,17 +29,4 @@ _WHERE = {
     "alsseg.io.convert": ("convert_dicom",),
     "alsseg.io.summary": ("describe", "format_description"),
 }
-_LAZY = {name: mod for mod, names in _WHERE.items() for name in names}
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'alsseg.io' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

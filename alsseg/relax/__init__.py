@@ -14,7 +14,7 @@ Public API (imported lazily so ``import alsseg.relax`` stays light):
 
 from __future__ import annotations
 
-import importlib
+from alsseg._lazy import lazy_exports
 
 _WHERE = {
     "alsseg.relax.acquisition": ("MeseAcquisition", "default_profile"),
@@ -26,17 +26,4 @@ _WHERE = {
     "alsseg.relax.volume": ("fit_t2_volume", "fit_t1_volume", "write_maps", "map_paths", "bids_prefix",
                             "auto_mask"),
 }
-_LAZY = {name: mod for mod, names in _WHERE.items() for name in names}
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'alsseg.relax' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

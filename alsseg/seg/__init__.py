@@ -10,29 +10,16 @@ costs nothing). Main entry points::
 
 from __future__ import annotations
 
-import importlib
+from alsseg._lazy import lazy_exports
 
-_API = {
-    "Segmenter": "alsseg.seg.infer",
-    "train": "alsseg.seg.train",
-    "load_recipe": "alsseg.seg.recipe",
-    "Recipe": "alsseg.seg.recipe",
-    "write_dataset": "alsseg.seg.dataset",
-    "index_dataset": "alsseg.seg.dataset",
-    "RawDataset": "alsseg.seg.dataset",
-    "Case": "alsseg.seg.dataset",
-    "evaluate_labels": "alsseg.seg.evaluate",
-    "export_bundle": "alsseg.seg.bundle",
-    "load_bundle": "alsseg.seg.bundle",
-    "list_bundles": "alsseg.seg.bundle",
-    "synthetic_cases": "alsseg.seg.sources",
-    "bids_cases": "alsseg.seg.sources",
+_WHERE = {
+    "alsseg.seg.infer": ('Segmenter',),
+    "alsseg.seg.train": ('train',),
+    "alsseg.seg.recipe": ('load_recipe', 'Recipe',),
+    "alsseg.seg.dataset": ('write_dataset', 'index_dataset', 'RawDataset', 'Case',),
+    "alsseg.seg.evaluate": ('evaluate_labels',),
+    "alsseg.seg.bundle": ('export_bundle', 'load_bundle', 'list_bundles',),
+    "alsseg.seg.sources": ('synthetic_cases', 'bids_cases',),
 }
 
-__all__ = sorted(_API)
-
-
-def __getattr__(name):
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'alsseg.seg' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

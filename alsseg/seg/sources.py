@@ -71,21 +71,6 @@ def bids_cases(root: str | Path, *, image: str = "mese", labels_from: str = "gro
         raise InputError(deriv, f"no session has a _desc-{desc}_dseg.nii.gz label map")
 
 
-def _synth_api():
-    """The generator's functions (re-exported by ``alsseg.synth`` or from its modules)."""
-    import importlib
-
-    synth = importlib.import_module("alsseg.synth")
-    names = ("make_subject", "random_grid", "render_tissues", "render_contrast")
-    if all(hasattr(synth, n) for n in names):
-        return tuple(getattr(synth, n) for n in names)
-    from alsseg.synth.anatomy import make_subject
-    from alsseg.synth.grid import random_grid
-    from alsseg.synth.render import render_contrast, render_tissues
-
-    return make_subject, random_grid, render_tissues, render_contrast
-
-
 def disease_of(seed: int, als_fraction: float) -> str:
     """Deterministic disease state of a synthetic subject seed ("als" for a fraction of seeds)."""
     return "als" if np.random.default_rng([int(seed), 4242]).random() < als_fraction else "healthy"
@@ -101,7 +86,8 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
     Case ids are ``synth<seed>__<contrast>[<k>]`` (the part before ``__`` groups a subject's
     cases in the train/validation split).
     """
-    make_subject, random_grid, render_tissues, render_contrast = _synth_api()
+    from alsseg.synth import make_subject, random_grid, render_contrast, render_tissues
+
     subject = make_subject(int(seed), disease=disease_of(seed, als_fraction))
     out = []
     counts: dict[str, int] = {}
