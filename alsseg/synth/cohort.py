@@ -41,7 +41,7 @@ GT = "groundtruth"
 MUSCLE_COLUMNS = ("participant_id", "session_id", "label", "side", "muscle", "volume_ml", "t2_water_ms",
                   "fat_fraction", "t1_ms")
 #: further truth columns: per-muscle means of the voxel-level true maps (partial volume included)
-EXTRA_COLUMNS = ("t2_water_voxel_ms", "fat_fraction_voxel", "n_voxels")
+EXTRA_COLUMNS = ("t1_water_ms", "t2_water_voxel_ms", "fat_fraction_voxel", "n_voxels")
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,33 @@ def test_the_full_default_cohort_loads(tmp_path):
     assert ds.sessions[-1].load_mese().image.shape == CohortConfig().shape + (17,)
     r = _pattern(out)
     assert r["t2_group_p"] < 0.01 and r["r_t2_mvic"] < -0.7 and r["r_vol_mvic"] > 0.5
+
+
+def test_truth_t1_is_the_apparent_t1_an_ir_fit_reads(tiny_cohort):
+    """``t1_ms`` of the truth is what a perfect IR fit returns (fat lowers it below the water T1)."""
+    from alsseg.relax import InversionRecoveryT1Model
+    from alsseg.synth import make_subject
+    from alsseg.synth.render import IrProtocol
+    from alsseg.synth.session import apparent_t1_map, render_session
+    from alsseg.synth.grid import Grid
+
+    table = pd.read_csv(tiny_cohort / "derivatives" / "groundtruth" / "muscles.tsv", sep="\t").dropna()
+    # voxel-level water T1: muscle water 1400 ms, partial volume with fascia (900) and veins (1900)
+    assert table.t1_water_ms.between(1300.0, 1450.0).all()
+    assert (table.t1_ms < table.t1_water_ms + 1).all()
+    fatty = table.fat_fraction_voxel > 0.1
+    if fatty.any():  # clearly fatty muscles read a clearly shorter apparent T1
+        assert (table.t1_ms[fatty] < 1300).all()
+    # the map equals an independent fit of the noiseless IR series, voxel by voxel
+    grid = Grid.axial((48, 28, 2), (8.0, 8.0, 12.0), slice_thickness_mm=7.0)
+    subj = make_subject(5, disease="als")
+    ses = render_session(subj, grid, snr=None, psf_sigma_vox=0.0)
+    t1_map = ses.maps["t1_apparent_ms"]
+    m = np.isfinite(t1_map)
+    assert m.sum() > 50 and (ses.label[m] > 0).all()
+    ir = IrProtocol()
+    ref = InversionRecoveryT1Model(np.asarray(ir.inversion_times_ms), tr_ms=ir.tr_ms).fit(ses.ir[m]).t1_ms
+    np.testing.assert_allclose(t1_map[m], ref, rtol=1e-4)
+    # every labelled voxel is taken when a label has fewer voxels than the subsample size
+    again = apparent_t1_map(ses.ir, ses.label, ir, np.random.default_rng(0), voxels_per_label=10**6)
+    assert np.isfinite(again[ses.label > 0]).all()
