@@ -22,7 +22,10 @@ def test_bundle_integrity():
     assert meta["version"] in meta["changelog"]
     assert len(meta["label_names"]) == 14
     assert (BUNDLE / "docs" / "README.md").is_file()
-    assert meta["alsseg"]["recipe"]["name"] == "lowerleg-unet"
+    # the recipe that produced the weights is recorded and ships in training/
+    recipe = meta["alsseg"]["recipe"]["name"]
+    assert recipe.startswith("lowerleg-unet")
+    assert (BUNDLE.parents[1] / "training" / f"{recipe}.yaml").is_file()
 
 
 @pytest.fixture(scope="module")
