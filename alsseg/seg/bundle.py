@@ -142,14 +142,18 @@ def load_checkpoint_segmenter(checkpoint: str | Path, device=None):
                            {"name": str(checkpoint)})
 
 
-def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str) -> dict:
+def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str, context_slices: int = 0) -> dict:
+    """MONAI bundle ``network_data_format`` block (input channels = the slice and its neighbours)."""
     anat = load_anatomy(anatomy_name)
     classes = {"0": "background", **{str(m.index): m.abbrev for m in anat.muscles}}
+    k = int(context_slices)
+    channels = {str(c): ("MRI slice (any contrast; echo 1 of a MESE)" if c == k else f"slice {c - k:+d}")
+                for c in range(2 * k + 1)}
     return {
         "inputs": {"image": {
-            "type": "image", "format": "magnitude", "modality": "MR", "num_channels": 1,
+            "type": "image", "format": "magnitude", "modality": "MR", "num_channels": 2 * k + 1,
             "spatial_shape": list(patch_size), "dtype": "float32", "value_range": [],
-            "is_patch_data": True, "channel_def": {"0": "MRI (any contrast; echo 1 of a MESE)"},
+            "is_patch_data": True, "channel_def": channels,
             "preprocessing": f"RAS, in-plane {list(pre.target_spacing_mm)} mm, clip {list(pre.clip_percentiles)} "
                              "percentiles, z-score over the body",
         }},
@@ -209,7 +213,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
         "authors": "alsseg contributors",
         "copyright": "Apache-2.0",
         "label_names": {str(lb.id): lb.name for lb in anat.labels},
-        "network_data_format": network_data_format(pre, recipe.train.patch_size, recipe.anatomy),
+        "network_data_format": network_data_format(pre, recipe.train.patch_size, recipe.anatomy, net.context_slices),
         "sha256": {WEIGHTS: sha256_of(weights)},
         "trained_on": {"machine": platform.processor() or platform.machine(), **spec.get("trained_on", {})},
         "alsseg": {"anatomy": recipe.anatomy, "preprocess": asdict(pre), "network": asdict(net),

@@ -30,36 +30,50 @@ def auto_device():
 
 
 def sliding_logits(model, data: np.ndarray, patch_size, device, chunk: int = SLICE_CHUNK,
-                   overlap: float = 0.25):
+                   overlap: float = 0.25, context_slices: int = 0, use_context: bool = True):
     """Yield ``(z0, logits)`` with logits ``(k, C, X', Y')`` (torch, CPU) for chunks of slices.
 
     Parameters
     ----------
     data : (X', Y', Z) float32 preprocessed volume.
     patch_size : (H, W) network window.
+    context_slices : neighbours on each side fed as extra channels (2.5-D networks).
+    use_context : False feeds the centre slice in every channel (slices too far apart).
     """
     import torch
     from monai.inferers import sliding_window_inference
 
+    from alsseg.seg.slices import context_channels
+
     Z = data.shape[2]
     with torch.inference_mode():
         for z0 in range(0, Z, chunk):
-            x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(data[:, :, z0:z0 + chunk], 2, 0)))[:, None]
-            x = x.to(device)
+            zs = np.arange(z0, min(Z, z0 + chunk))
+            x = torch.from_numpy(context_channels(data, zs, context_slices, use_context)).to(device)
             out = sliding_window_inference(x, roi_size=tuple(patch_size), sw_batch_size=16, predictor=model,
                                            overlap=overlap, mode="gaussian", padding_mode="replicate")
             yield z0, out.float().cpu()
 
 
+def uses_context(network: NetworkConfig, spacing_mm) -> bool:
+    """Whether a 2.5-D network gets real neighbours: slice spacing (``spacing_mm[2]``, mm) at most
+    ``network.max_context_spacing_mm``."""
+    return network.context_slices > 0 and float(spacing_mm[2]) <= network.max_context_spacing_mm
+
+
 def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: int,
-                     probabilities: bool = False):
-    """Side-agnostic classes ``(X, Y, Z)`` uint8 on the RAS grid (+ ``(X, Y, Z, C)`` probabilities)."""
+                     probabilities: bool = False, network: NetworkConfig | None = None):
+    """Side-agnostic classes ``(X, Y, Z)`` uint8 on the RAS grid (+ ``(X, Y, Z, C)`` probabilities).
+
+    ``network`` (its ``context_slices``) says whether neighbouring slices go in as channels."""
     import torch
 
     X, Y, Z = prepared.ras.shape[:3]
     labels = np.zeros((X, Y, Z), np.uint8)
     probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
-    for z0, logits in sliding_logits(model, prepared.data, patch_size, device):
+    k = network.context_slices if network is not None else 0
+    use = k == 0 or uses_context(network, prepared.ras.spacing_mm)
+    for z0, logits in sliding_logits(model, prepared.data, patch_size, device, context_slices=k, use_context=use):
         for k in range(logits.shape[0]):
             full = restore_logits_slice(logits[k], prepared)
             labels[:, :, z0 + k] = full.argmax(0).numpy().astype(np.uint8)
@@ -124,7 +138,7 @@ class Segmenter:
 
         prepared = prepare(image, self.preprocess)
         agn, probs = predict_agnostic(self.model, prepared, self.patch_size, self.device, self.n_classes,
-                                      probabilities)
+                                      probabilities, self.network)
         ras = prepared.ras
         lab = postprocess(agn, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         ref = select_volume(image, self.preprocess.echo_index)

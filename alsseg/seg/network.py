@@ -6,18 +6,57 @@ from alsseg.seg.recipe import NetworkConfig
 
 
 def build_network(cfg: NetworkConfig, n_classes: int):
-    """A MONAI ``UNet`` with one input channel and ``n_classes`` output logits.
+    """A MONAI ``UNet`` with ``cfg.in_channels`` inputs and ``n_classes`` output logits.
 
     Parameters
     ----------
-    cfg : network configuration (spatial_dims, channels, strides, residual units, norm, dropout).
+    cfg : network configuration (spatial_dims, channels, strides, residual units, norm, dropout,
+        context slices).
     n_classes : number of output classes (background + side-agnostic muscles).
     """
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=cfg.spatial_dims, in_channels=1, out_channels=n_classes,
+    return UNet(spatial_dims=cfg.spatial_dims, in_channels=cfg.in_channels, out_channels=n_classes,
                 channels=tuple(cfg.channels), strides=tuple(cfg.strides),
                 num_res_units=cfg.num_res_units, norm=cfg.norm, dropout=cfg.dropout)
+
+
+def inflate_input_channels(state: dict, target: dict) -> dict:
+    """Weights of a network with fewer input channels, fitted to one with more (2-D → 2.5-D).
+
+    Tensors that read the input (shape ``(out, c_old, ...)`` in ``state``, ``(out, c_new, ...)``
+    in ``target``, both odd, ``c_new > c_old``) are copied into the centre input channels and the
+    new neighbour channels start at zero, so the inflated network computes exactly what the
+    original did while it learns to use the neighbours. Every other tensor must match in shape.
+
+    Parameters
+    ----------
+    state : source ``state_dict`` (e.g. a 2-D bundle's).
+    target : the new network's ``state_dict`` (shapes and names).
+
+    Raises
+    ------
+    ValueError
+        names differ, or a shape differs otherwise than in the input channels.
+    """
+    import torch
+
+    if set(state) != set(target):
+        raise ValueError("the networks have different layers")
+    out = {}
+    for k, v in state.items():
+        t = target[k]
+        if v.shape == t.shape:
+            out[k] = v.clone()
+            continue
+        if (v.ndim != t.ndim or v.ndim < 3 or v.shape[0] != t.shape[0] or v.shape[2:] != t.shape[2:]
+                or v.shape[1] % 2 == 0 or t.shape[1] % 2 == 0 or t.shape[1] < v.shape[1]):
+            raise ValueError(f"layer {k}: shape {tuple(v.shape)} cannot be inflated to {tuple(t.shape)}")
+        w = torch.zeros(t.shape, dtype=v.dtype)
+        c0 = (t.shape[1] - v.shape[1]) // 2
+        w[:, c0:c0 + v.shape[1]] = v
+        out[k] = w
+    return out
 
 
 def masked_dice_ce(logits, target, ignore_index: int | None, dice_weight: float = 1.0, ce_weight: float = 1.0):

@@ -35,7 +35,14 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """A MONAI ``UNet`` (``spatial_dims`` 2 = axial slices, 3 = volumes)."""
+    """A MONAI ``UNet`` (``spatial_dims`` 2 = axial slices, 3 = volumes).
+
+    ``context_slices`` k > 0 makes a 2-D network 2.5-D: it sees the k slices above and below
+    as extra input channels (``2k + 1`` in all; edges replicate the nearest slice) and still
+    predicts the centre slice. Where the slice spacing exceeds ``max_context_spacing_mm`` the
+    neighbours say little about the centre slice, so inference feeds the centre slice in every
+    channel (training teaches that mode with ``augment.p_context_drop``).
+    """
 
     spatial_dims: int = 2
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -43,6 +50,13 @@ class NetworkConfig:
     num_res_units: int = 2
     dropout: float = 0.0
     norm: str = "instance"
+    context_slices: int = 0
+    max_context_spacing_mm: float = 15.0
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the network: ``2 * context_slices + 1``."""
+        return 2 * self.context_slices + 1
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class AugmentConfig:
     p_lowres: float = 0.3
     lowres_factor: tuple[float, float] = (1.0, 2.0)
     p_invert: float = 0.0
+    p_context_drop: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,11 @@ def _check(r: Recipe, path) -> None:
     n = r.network
     if n.spatial_dims not in (2, 3):
         raise InputError(path, f"network.spatial_dims must be 2 or 3, got {n.spatial_dims}")
+    if n.context_slices < 0 or (n.context_slices and n.spatial_dims != 2):
+        raise InputError(path, f"network.context_slices must be >= 0 and needs spatial_dims 2, got "
+                               f"{n.context_slices} with spatial_dims {n.spatial_dims}")
+    if n.max_context_spacing_mm <= 0:
+        raise InputError(path, "network.max_context_spacing_mm must be positive")
     if len(n.strides) != len(n.channels) - 1:
         raise InputError(path, "network.strides must have one entry fewer than network.channels")
     if len(r.train.patch_size) != n.spatial_dims:

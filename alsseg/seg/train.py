@@ -52,17 +52,22 @@ def dice_per_class(pred: np.ndarray, gt: np.ndarray, n_classes: int, ignore: int
     return out
 
 
-def validate(model, cases: list[dict], patch_size, device, n_classes: int, ignore: int | None) -> np.ndarray:
-    """Mean Dice per muscle over validation cases (on the preprocessed grid), shape ``(n-1,)``."""
+def validate(model, cases: list[dict], patch_size, device, n_classes: int, ignore: int | None,
+             network=None) -> np.ndarray:
+    """Mean Dice per muscle over validation cases (on the preprocessed grid), shape ``(n-1,)``.
+
+    ``network`` (a NetworkConfig) gives the context slices of a 2.5-D network."""
     import torch
 
-    from alsseg.seg.infer import sliding_logits
+    from alsseg.seg.infer import sliding_logits, uses_context
 
     model.eval()
     scores = []
     for c in cases:
         pred = np.zeros(c["labels"].shape, np.uint8)
-        for z0, logits in sliding_logits(model, c["image"], patch_size, device):
+        k = network.context_slices if network is not None else 0
+        use = k == 0 or uses_context(network, (0.0, 0.0, c.get("slice_mm", 0.0)))
+        for z0, logits in sliding_logits(model, c["image"], patch_size, device, context_slices=k, use_context=use):
             pred[:, :, z0:z0 + logits.shape[0]] = np.moveaxis(logits.argmax(1).numpy(), 0, 2)
         scores.append(dice_per_class(pred, c["labels"], n_classes, ignore))
     model.train()
@@ -134,7 +139,12 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         from alsseg.seg.bundle import load_bundle
 
         seg = load_bundle(init, device="cpu")
-        pre, net = seg.preprocess, seg.network
+        pre = seg.preprocess
+        # the bundle's architecture; a recipe may add context slices (2-D → 2.5-D, inflated below)
+        net = seg.network
+        if recipe.network.context_slices > net.context_slices:
+            net = replace(net, context_slices=recipe.network.context_slices,
+                          max_context_spacing_mm=recipe.network.max_context_spacing_mm)
         init_state = {k: v.clone() for k, v in seg.model.state_dict().items()}
         init_name = seg.metadata.get("path", str(init))
         recipe = replace(recipe, preprocess=pre, network=net)
@@ -165,12 +175,18 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     val_cases = load_prepared(ds, ds.split["val"], pre, cache) if rank == 0 else []
     spacing = float(np.mean([c["spacing_mm"].mean() for c in train_cases]))
     sampler = PatchSampler(train_cases, cfg.patch_size, ignore if ignore is not None else 255,
-                           cfg.foreground_fraction)
+                           cfg.foreground_fraction, net.context_slices, recipe.augment.p_context_drop,
+                           net.max_context_spacing_mm)
 
     torch.manual_seed(cfg.seed)
     model = build_network(net, n_classes).to(device)
     if init_state is not None:
-        model.load_state_dict(init_state)
+        from alsseg.seg.network import inflate_input_channels
+
+        try:
+            model.load_state_dict(inflate_input_channels(init_state, model.state_dict()))
+        except ValueError as exc:
+            raise InputError(init, f"its weights do not fit the recipe's network ({exc})") from None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     it0, elapsed0, best = 0, 0.0, {"mean_dice": -1.0}
     if resume:
@@ -209,7 +225,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         epoch = (it - 1) // cfg.iterations_per_epoch + 1
         if rank == 0:
             do_val = val_cases and (epoch % cfg.val_every_epochs == 0 or it >= cfg.iterations or final)
-            dice = validate(model, val_cases, cfg.patch_size, device, n_classes, ignore) if do_val \
+            dice = validate(model, val_cases, cfg.patch_size, device, n_classes, ignore, net) if do_val \
                 else np.full(n_classes - 1, np.nan)
             mean = float(np.nanmean(dice)) if np.isfinite(dice).any() else float("nan")
             el = elapsed0 + time.time() - t_start
