@@ -1,9 +1,13 @@
-"""On-the-fly augmentation of 2-D batches, in torch (vectorised over the batch, CPU friendly).
+"""On-the-fly augmentation of 2-D and 3-D batches, in torch (vectorised over the batch, CPU friendly).
 
 Spatial: left-right mirror (safe: the network predicts side-agnostic classes), random affine
 (rotation, scale, translation), smooth elastic displacement. Intensity: multiplicative bias
 field, gamma, Gaussian noise, lower resolution (down- then up-sampling), optional inversion.
 Labels follow the spatial transforms by nearest-neighbour sampling; the ignore label survives.
+
+Every transform acts in-plane and identically on all channels, so a 3-D patch is augmented by
+moving its slices into the channel axis (:func:`augment_volume_batch`): each slice gets the
+same spatial and intensity transform (slices are 5-10 mm apart: no through-plane rotation).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ def augment_batch(x, y, cfg: AugmentConfig, gen, spacing_mm: float = 2.0):
 
     Parameters
     ----------
-    x : (B, 1, H, W) float tensor, normalised image patches.
-    y : (B, 1, H, W) long tensor, side-agnostic labels (ignore label allowed).
+    x : (B, C, H, W) float tensor, normalised image patches (C slices or context channels; one
+        spatial and intensity transform per batch item, shared by its channels).
+    y : (B, L, H, W) long tensor, side-agnostic labels (ignore label allowed; L = 1, or one label
+        slice per image slice).
     cfg : probabilities and ranges.
     gen : torch.Generator (seeded: augmentation is deterministic for a seed).
     spacing_mm : in-plane voxel size of the patches, mm (to express elastic_mm in voxels).
@@ -106,3 +112,26 @@ def augment_batch(x, y, cfg: AugmentConfig, gen, spacing_mm: float = 2.0):
         sd = uni(0, cfg.noise_std) * do_noise
         x = x + torch.randn(x.shape, generator=gen, device=dev) * sd[:, None, None, None]
     return x.contiguous(), y.contiguous()
+
+
+def augment_volume_batch(x, y, cfg: AugmentConfig, gen, spacing_mm: float = 2.0, ignore_label: int | None = None):
+    """Augment 3-D patches slice-consistently (the same in-plane transform in every slice).
+
+    Parameters
+    ----------
+    x : (B, 1, H, W, D) float tensor, normalised image patches.
+    y : (B, 1, H, W, D) long tensor, labels.
+    cfg, gen, spacing_mm : as :func:`augment_batch`.
+    ignore_label : label of unannotated / z-padded slices; a slice that is entirely ignored stays
+        entirely ignored (the spatial transform would otherwise pull background in at its edges).
+
+    Returns
+    -------
+    (x, y) augmented, same shapes and dtypes.
+    """
+    xs, ys = x[:, 0].permute(0, 3, 1, 2), y[:, 0].permute(0, 3, 1, 2)  # (B, D, H, W)
+    xa, ya = augment_batch(xs, ys, cfg, gen, spacing_mm)
+    if ignore_label is not None:
+        blank = (ys == ignore_label).all(dim=3, keepdim=True).all(dim=2, keepdim=True)  # (B, D, 1, 1)
+        ya = ya.masked_fill(blank, ignore_label)
+    return xa.permute(0, 2, 3, 1)[:, None].contiguous(), ya.permute(0, 2, 3, 1)[:, None].contiguous()

@@ -143,11 +143,13 @@ def load_checkpoint_segmenter(checkpoint: str | Path, device=None):
 
 
 def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str, context_slices: int = 0) -> dict:
-    """MONAI bundle ``network_data_format`` block (input channels = the slice and its neighbours)."""
+    """MONAI bundle ``network_data_format`` block (2-D/2.5-D: input channels = the slice and its
+    neighbours; 3-D: one channel, a ``(H, W, D)`` block of slices)."""
     anat = load_anatomy(anatomy_name)
     classes = {"0": "background", **{str(m.index): m.abbrev for m in anat.muscles}}
     k = int(context_slices)
-    channels = {str(c): ("MRI slice (any contrast; echo 1 of a MESE)" if c == k else f"slice {c - k:+d}")
+    what = "MRI volume" if len(patch_size) == 3 else "MRI slice"
+    channels = {str(c): (f"{what} (any contrast; echo 1 of a MESE)" if c == k else f"slice {c - k:+d}")
                 for c in range(2 * k + 1)}
     return {
         "inputs": {"image": {

@@ -10,8 +10,8 @@ def build_network(cfg: NetworkConfig, n_classes: int):
 
     Parameters
     ----------
-    cfg : network configuration (spatial_dims, channels, strides, residual units, norm, dropout,
-        context slices).
+    cfg : network configuration (spatial_dims, channels, strides — an integer or, in 3-D, one
+        stride per axis per level —, residual units, norm, dropout, context slices).
     n_classes : number of output classes (background + side-agnostic muscles).
     """
     from monai.networks.nets import UNet
@@ -64,8 +64,9 @@ def masked_dice_ce(logits, target, ignore_index: int | None, dice_weight: float 
 
     Parameters
     ----------
-    logits : (B, C, ...) tensor.
-    target : (B, 1, ...) long tensor; voxels equal to ``ignore_index`` count in neither term.
+    logits : (B, C, H, W) or (B, C, H, W, D) tensor.
+    target : (B, 1, H, W) or (B, 1, H, W, D) long tensor; voxels equal to ``ignore_index``
+        (e.g. z-padding of a 3-D patch) count in neither term.
 
     Dice is MONAI's ``DiceLoss`` (batch Dice over foreground classes) on softmax probabilities
     and one-hot targets that are both zeroed at ignored voxels; CE is torch's with ``ignore_index``.

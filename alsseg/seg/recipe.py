@@ -37,6 +37,10 @@ class PreprocessConfig:
 class NetworkConfig:
     """A MONAI ``UNet`` (``spatial_dims`` 2 = axial slices, 3 = volumes).
 
+    ``strides``: one entry per level, an integer or (3-D) a list with one stride per axis
+    ``[x, y, z]``, e.g. ``[[2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]]`` downsamples thick-slice
+    volumes in-plane first (the patch size must be divisible by the product per axis).
+
     ``context_slices`` k > 0 makes a 2-D network 2.5-D: it sees the k slices above and below
     as extra input channels (``2k + 1`` in all; edges replicate the nearest slice) and still
     predicts the centre slice. Where the slice spacing exceeds ``max_context_spacing_mm`` the
@@ -46,7 +50,7 @@ class NetworkConfig:
 
     spatial_dims: int = 2
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
-    strides: tuple[int, ...] = (2, 2, 2, 2)
+    strides: tuple = (2, 2, 2, 2)
     num_res_units: int = 2
     dropout: float = 0.0
     norm: str = "instance"
@@ -83,7 +87,8 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and budget."""
+    """Optimisation and budget. ``patch_size``: (H, W) voxels for 2-D/2.5-D networks,
+    (H, W, D) — D slices — for 3-D ones."""
 
     seed: int = 0
     patch_size: tuple[int, ...] = (128, 128)
@@ -147,7 +152,7 @@ def _build(cls, values: Any, where: str, path) -> Any:
         if isinstance(default, tuple):
             if not isinstance(v, (list, tuple)):
                 raise InputError(path, f"recipe key {where}.{k} must be a list, got {v!r}")
-            v = tuple(v)
+            v = tuple(tuple(e) if isinstance(e, list) else e for e in v)
         elif isinstance(default, bool):
             if not isinstance(v, bool):
                 raise InputError(path, f"recipe key {where}.{k} must be true/false, got {v!r}")
@@ -183,11 +188,26 @@ def recipe_from_dict(values: dict, path: str | Path | None = None) -> Recipe:
     for sec, cls in _SECTIONS.items():
         kwargs[sec] = _build(cls, values.get(sec), sec, path)
     recipe = Recipe(**kwargs)
-    _check(recipe, path)
+    # a dict without a train section is a partial recipe (a bundle's network or preprocessing
+    # block parsed alone): the patch size it would be checked against is not part of it
+    _check(recipe, path, check_patch="train" in values)
     return recipe
 
 
-def _check(r: Recipe, path) -> None:
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def stride_factors(strides, spatial_dims: int) -> tuple[int, ...]:
+    """Total downsampling per axis: the product of the strides of every level, ``(spatial_dims,)``."""
+    factors = [1] * spatial_dims
+    for s in strides:
+        per_axis = [s] * spatial_dims if _is_int(s) else list(s)
+        factors = [f * p for f, p in zip(factors, per_axis)]
+    return tuple(factors)
+
+
+def _check(r: Recipe, path, check_patch: bool = True) -> None:
     n = r.network
     if n.spatial_dims not in (2, 3):
         raise InputError(path, f"network.spatial_dims must be 2 or 3, got {n.spatial_dims}")
@@ -198,17 +218,35 @@ def _check(r: Recipe, path) -> None:
         raise InputError(path, "network.max_context_spacing_mm must be positive")
     if len(n.strides) != len(n.channels) - 1:
         raise InputError(path, "network.strides must have one entry fewer than network.channels")
-    if len(r.train.patch_size) != n.spatial_dims:
-        raise InputError(path, f"train.patch_size needs {n.spatial_dims} entries")
-    factor = 1
     for s in n.strides:
-        factor *= s
-    if any(p % factor for p in r.train.patch_size):
-        raise InputError(path, f"train.patch_size {list(r.train.patch_size)} must be divisible by {factor}")
+        ok = (_is_int(s) and s >= 1) or (isinstance(s, tuple) and len(s) == n.spatial_dims
+                                         and all(_is_int(e) and e >= 1 for e in s))
+        if not ok:
+            raise InputError(path, f"network.strides entry {list(s) if isinstance(s, tuple) else s!r} must be a "
+                                   f"positive integer or a list of {n.spatial_dims} positive integers")
+    if not all(_is_int(p) and p >= 1 for p in r.train.patch_size):
+        raise InputError(path, f"train.patch_size {_plain(r.train.patch_size)} must be positive integers")
+    if check_patch:
+        _check_patch(r, path)
     if len(r.preprocess.target_spacing_mm) != 2 or min(r.preprocess.target_spacing_mm) <= 0:
         raise InputError(path, "preprocess.target_spacing_mm must be two positive numbers")
     if r.train.batch_size < 1 or r.train.iterations < 1:
         raise InputError(path, "train.batch_size and train.iterations must be >= 1")
+
+
+def _check_patch(r: Recipe, path) -> None:
+    """Patch size: one entry per spatial axis ((H, W) or (H, W, D)), each divisible by the
+    network's downsampling along that axis."""
+    n, patch = r.network, list(r.train.patch_size)
+    if len(patch) != n.spatial_dims:
+        shape = "[H, W]" if n.spatial_dims == 2 else "[H, W, D] (D slices)"
+        raise InputError(path, f"train.patch_size needs {n.spatial_dims} entries {shape} for spatial_dims "
+                               f"{n.spatial_dims}, got {patch}")
+    factors = stride_factors(n.strides, n.spatial_dims)
+    if any(p % f for p, f in zip(patch, factors)):
+        need = factors[0] if len(set(factors)) == 1 else list(factors)
+        raise InputError(path, f"train.patch_size {patch} must be divisible by {need} (the product of "
+                               "network.strides per axis)")
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -1,6 +1,7 @@
 """Preprocessed training data in memory: per case ``(X', Y', Z)`` image and label volumes, and a
-seeded sampler of 2-D patches (foreground-biased, padded where a slice is smaller than a patch;
-2.5-D: the neighbouring slices ride along as extra channels)."""
+seeded sampler of patches (foreground-biased, padded where a slice is smaller than a patch):
+2-D slices; 2.5-D: the neighbouring slices ride along as extra channels; 3-D: ``D`` consecutive
+slices, padded along z (image minimum, ignore label) where a volume has fewer."""
 
 from __future__ import annotations
 
@@ -78,10 +79,16 @@ def context_channels(volume: np.ndarray, zs, context_slices: int, use_context: b
 
 
 class PatchSampler:
-    """Seeded sampler of 2-D patches from preprocessed cases.
+    """Seeded sampler of patches from preprocessed cases.
 
-    With ``context_slices`` k > 0 each patch carries its k neighbouring slices on each side as
-    channels (2.5-D); with probability ``p_context_drop``, and always for cases whose slice
+    ``patch_size`` (H, W) draws 2-D slices; (H, W, D) draws 3-D patches of D consecutive slices
+    around a centre slice drawn as in 2-D (a foreground or annotated slice, so sparse labels
+    centre on annotated slices). Along z the window is jittered by up to D/4 and kept inside
+    the volume; a volume with fewer than D slices sits at a random offset in the window and the
+    missing slices are padded with the image minimum and the ignore label (no loss there).
+
+    With ``context_slices`` k > 0 (2-D only) each patch carries its k neighbouring slices on each
+    side as channels (2.5-D); with probability ``p_context_drop``, and always for cases whose slice
     spacing exceeds ``max_context_spacing_mm``, the centre slice fills every channel instead, the
     mode inference uses for widely spaced slices. A batch depends only on ``(seed, rank, iteration)``, so a resumed run draws exactly the
     batches an uninterrupted run would have drawn.
@@ -91,6 +98,8 @@ class PatchSampler:
                  context_slices: int = 0, p_context_drop: float = 0.0, max_context_spacing_mm: float = np.inf):
         self.cases = cases
         self.patch = tuple(int(p) for p in patch_size)
+        if len(self.patch) not in (2, 3) or (len(self.patch) == 3 and context_slices):
+            raise ValueError("patch_size must be (H, W) or (H, W, D); context slices need 2-D patches")
         self.ignore = ignore_label
         self.fg_fraction = foreground_fraction
         self.context = int(context_slices)
@@ -107,44 +116,98 @@ class PatchSampler:
             self.slices.append((annotated, fg))
         if not any(len(a) for a, _ in self.slices):
             raise ValueError("no annotated slice in the training cases")
+        self.minimum = [float(c["image"].min()) for c in cases] if len(self.patch) == 3 else None
 
     def sample(self, batch_size: int, seed: int, rank: int, iteration: int):
-        """``(x, y)``: ``(B, C, H, W)`` float32 (C = 2 * context + 1 slices, centre in the middle)
-        and ``(B, 1, H, W)`` int64 numpy arrays."""
+        """``(x, y)`` float32 / int64 numpy arrays.
+
+        2-D: ``(B, C, H, W)`` (C = 2 * context + 1 slices, centre in the middle) and ``(B, 1, H, W)``.
+        3-D: ``(B, 1, H, W, D)`` and ``(B, 1, H, W, D)``.
+        """
         rng = np.random.default_rng([seed, rank, iteration])
+        if len(self.patch) == 3:
+            return self._sample_3d(batch_size, rng)
         H, W = self.patch
         xs = np.empty((batch_size, 2 * self.context + 1, H, W), np.float32)
         ys = np.empty((batch_size, 1, H, W), np.int64)
-        usable = [i for i, (a, _) in enumerate(self.slices) if len(a)]
         for b in range(batch_size):
-            ci = usable[rng.integers(len(usable))]
+            ci, z, want_fg = self._centre(rng)
             c = self.cases[ci]
-            annotated, fg = self.slices[ci]
-            want_fg = rng.random() < self.fg_fraction and len(fg)
-            z = int(rng.choice(fg if want_fg else annotated))
             use = self.has_context[ci] and not (rng.random() < self.p_drop)
             img = context_channels(c["image"], [z], self.context, use)[0]
             lab = c["labels"][:, :, z]
-            if want_fg:
-                pts = np.argwhere((lab > 0) & (lab != self.ignore))
-                cx, cy = pts[rng.integers(len(pts))]
-            else:
-                cx, cy = rng.integers(img.shape[0]), rng.integers(img.shape[1])
-            xs[b], ys[b, 0] = self._crop(img, lab, int(cx), int(cy), rng)
+            cx, cy = self._point(lab, want_fg, rng)
+            xs[b], ys[b] = self._crop(img, lab[None], cx, cy, rng)
         return xs, ys
 
-    def _crop(self, img, lab, cx, cy, rng):
-        """``img`` (C, X, Y), ``lab`` (X, Y) → patches (C, H, W), (H, W); padded with the image minimum."""
-        H, W = self.patch
+    def _centre(self, rng):
+        """``(case index, centre slice, foreground wanted)`` drawn from annotated/foreground slices."""
+        usable = [i for i, (a, _) in enumerate(self.slices) if len(a)]
+        ci = usable[rng.integers(len(usable))]
+        annotated, fg = self.slices[ci]
+        want_fg = bool(rng.random() < self.fg_fraction and len(fg))
+        z = int(rng.choice(fg if want_fg else annotated))
+        return ci, z, want_fg
+
+    def _point(self, lab, want_fg, rng):
+        """In-plane centre: a foreground voxel of slice ``lab`` (X, Y), or any voxel of the slice."""
+        if want_fg:
+            pts = np.argwhere((lab > 0) & (lab != self.ignore))
+            cx, cy = pts[rng.integers(len(pts))]
+        else:
+            cx, cy = rng.integers(lab.shape[0]), rng.integers(lab.shape[1])
+        return int(cx), int(cy)
+
+    def _sample_3d(self, batch_size: int, rng):
+        """3-D batch: ``(B, 1, H, W, D)`` image and label patches."""
+        H, W, D = self.patch
+        xs = np.empty((batch_size, 1, H, W, D), np.float32)
+        ys = np.empty((batch_size, 1, H, W, D), np.int64)
+        for b in range(batch_size):
+            ci, z, want_fg = self._centre(rng)
+            c = self.cases[ci]
+            z0 = self._z_start(z, c["image"].shape[2], rng)
+            img, lab = self._z_window(c["image"], c["labels"], z0, self.minimum[ci])  # (D, X, Y)
+            cx, cy = self._point(c["labels"][:, :, z], want_fg, rng)
+            pi, pl = self._crop(img, lab, cx, cy, rng, pad_val=self.minimum[ci])
+            n_z = c["image"].shape[2]
+            pl[[d for d in range(D) if not 0 <= z0 + d < n_z]] = self.ignore  # z-padding: all ignore
+            xs[b, 0], ys[b, 0] = np.moveaxis(pi, 0, 2), np.moveaxis(pl, 0, 2)
+        return xs, ys
+
+    def _z_start(self, z: int, n_slices: int, rng) -> int:
+        """First slice of a D-slice window around slice ``z`` (negative: padded before slice 0)."""
+        D = self.patch[2]
+        if n_slices <= D:  # the whole volume fits: random placement inside the window
+            return -int(rng.integers(0, D - n_slices + 1))
+        jz = int(rng.integers(-(D // 4), D // 4 + 1))
+        return int(np.clip(z + jz - D // 2, 0, n_slices - D))
+
+    def _z_window(self, image, labels, z0: int, pad_val: float):
+        """Slices ``z0 .. z0 + D - 1`` of ``(X, Y, Z)`` volumes as ``(D, X, Y)`` arrays; slices outside
+        the volume: image ``pad_val``, labels the ignore value."""
+        D = self.patch[2]
+        X, Y, Z = image.shape
+        img = np.full((D, X, Y), pad_val, np.float32)
+        lab = np.full((D, X, Y), self.ignore, np.int64)
+        a, b = max(0, z0), min(Z, z0 + D)
+        img[a - z0:b - z0] = np.moveaxis(image[:, :, a:b], 2, 0)
+        lab[a - z0:b - z0] = np.moveaxis(labels[:, :, a:b], 2, 0)
+        return img, lab
+
+    def _crop(self, img, lab, cx, cy, rng, pad_val: float | None = None):
+        """``img`` (C, X, Y), ``lab`` (L, X, Y) → patches (C, H, W), (L, H, W); padded with
+        ``pad_val`` (default the image minimum) and background labels."""
+        H, W = self.patch[:2]
         jx, jy = rng.integers(-H // 4, H // 4 + 1), rng.integers(-W // 4, W // 4 + 1)
         x0 = cx + jx - H // 2
         y0 = cy + jy - W // 2
-        pad_val = float(img.min())
+        pad_val = float(img.min()) if pad_val is None else pad_val
         out_i = np.full((img.shape[0], H, W), pad_val, np.float32)
-        out_l = np.zeros((H, W), np.int64)
+        out_l = np.zeros((lab.shape[0], H, W), np.int64)
         sx0, sy0 = max(0, x0), max(0, y0)
         sx1, sy1 = min(img.shape[1], x0 + H), min(img.shape[2], y0 + W)
         if sx1 > sx0 and sy1 > sy0:
             out_i[:, sx0 - x0:sx1 - x0, sy0 - y0:sy1 - y0] = img[:, sx0:sx1, sy0:sy1]
-            out_l[sx0 - x0:sx1 - x0, sy0 - y0:sy1 - y0] = lab[sx0:sx1, sy0:sy1]
+            out_l[:, sx0 - x0:sx1 - x0, sy0 - y0:sy1 - y0] = lab[:, sx0:sx1, sy0:sy1]
         return out_i, out_l

@@ -56,7 +56,9 @@ def validate(model, cases: list[dict], patch_size, device, n_classes: int, ignor
              network=None) -> np.ndarray:
     """Mean Dice per muscle over validation cases (on the preprocessed grid), shape ``(n-1,)``.
 
-    ``network`` (a NetworkConfig) gives the context slices of a 2.5-D network."""
+    ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window (see
+    :func:`~alsseg.seg.infer.sliding_logits`); ``network`` (a NetworkConfig) gives the context
+    slices of a 2.5-D network."""
     import torch
 
     from alsseg.seg.infer import sliding_logits, uses_context
@@ -106,7 +108,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     import torch.distributed as dist
     from tqdm import tqdm
 
-    from alsseg.seg.augment import augment_batch
+    from alsseg.seg.augment import augment_batch, augment_volume_batch
     from alsseg.seg.network import build_network, masked_dice_ce
     from alsseg.seg.slices import PatchSampler, load_prepared
 
@@ -160,6 +162,9 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     n_classes = ds.n_classes
     ignore = ds.ignore
     cfg = recipe.train
+    if len(cfg.patch_size) != net.spatial_dims:  # e.g. a 3-D recipe fine-tuning a 2-D bundle
+        raise InputError(init if init is not None else (recipe_path or out),
+                         f"train.patch_size {list(cfg.patch_size)} does not fit a {net.spatial_dims}-D network")
 
     # data (every rank preprocesses; rank 0 writes the cache first)
     cache = out / "cache"
@@ -174,7 +179,9 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         train_cases = load_prepared(ds, ds.split["train"], pre, cache)
     val_cases = load_prepared(ds, ds.split["val"], pre, cache) if rank == 0 else []
     spacing = float(np.mean([c["spacing_mm"].mean() for c in train_cases]))
-    sampler = PatchSampler(train_cases, cfg.patch_size, ignore if ignore is not None else 255,
+    pad_label = ignore if ignore is not None else 255  # z-padding of 3-D patches (and the sampler's ignore)
+    loss_ignore = pad_label if net.spatial_dims == 3 else ignore
+    sampler = PatchSampler(train_cases, cfg.patch_size, pad_label,
                            cfg.foreground_fraction, net.context_slices, recipe.augment.p_context_drop,
                            net.max_context_spacing_mm)
 
@@ -289,10 +296,14 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
             g["lr"] = lr
         xs, ys = sampler.sample(per_rank_batch, cfg.seed, rank, it)
         gen.manual_seed(int(cfg.seed) * 1_000_003 + rank * 7919 + it)
-        x, y = augment_batch(torch.from_numpy(xs), torch.from_numpy(ys), recipe.augment, gen, spacing)
+        if net.spatial_dims == 3:  # the same in-plane transform in every slice of a patch
+            x, y = augment_volume_batch(torch.from_numpy(xs), torch.from_numpy(ys), recipe.augment, gen, spacing,
+                                        pad_label)
+        else:
+            x, y = augment_batch(torch.from_numpy(xs), torch.from_numpy(ys), recipe.augment, gen, spacing)
         x, y = x.to(device), y.to(device)
         logits = ddp_model(x)
-        loss = masked_dice_ce(logits, y, ignore, cfg.dice_weight, cfg.ce_weight)
+        loss = masked_dice_ce(logits, y, loss_ignore, cfg.dice_weight, cfg.ce_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
