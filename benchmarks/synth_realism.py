@@ -1,13 +1,17 @@
 """Realism check of the synthetic calf against the real 3 T MESE scan (../shared/data/mese-leg-3t).
 
-Renders a phantom with the real scan's protocol (echo spacing, echo count, TR, voxel size, slice
-thickness), classifies tissues in both images with the *same* intensity-free rule (body mask,
-depth under the skin, late-echo brightness — no ground truth used for the phantom), and compares
-per echo the contrast ratios fat/muscle, marrow/muscle and cortex/muscle. Writes
-``docs/figures/realism.png`` (slices side by side at echo 1 and a late echo) and
-``docs/figures/realism_ratios.png`` (ratios per echo), and prints a table.
+Renders healthy phantoms with the real scan's protocol (echo spacing, echo count, TR, voxel size,
+slice thickness), classifies tissues in both images with the *same* intensity-free rule (body
+mask, depth under the skin, late-echo brightness — no ground truth used for the phantom), and
+compares per echo the contrast ratios fat/muscle, marrow/muscle and cortex/muscle. One phantom is
+one random subject, so the comparison is made over several seeds (default 5): the table gives the
+median synthetic ratio and its difference from the real scan, and the worst seed. Also printed:
+the muscle echo train itself (real vs synthetic, normalised to echo 1), its odd/even alternation
+at late echoes, and the noise floor of both images. Writes ``docs/figures/realism.png`` (slices
+side by side at echo 1 and a late echo, first seed), ``docs/figures/realism_ratios.png`` (ratios
+per echo: real, synthetic median and range over seeds) and ``docs/figures/realism_labels.png``.
 
-    python benchmarks/synth_realism.py [--real DIR] [--seed N] [--out docs/figures]
+    python benchmarks/synth_realism.py [--real DIR] [--seeds 0 1 2 3 4] [--snr 150] [--out docs/figures]
 """
 
 from __future__ import annotations
@@ -82,7 +86,17 @@ def ratios(data: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 def render_phantom(series, seed: int, snr: float):
     """The phantom on the real scan's voxel size, thickness and protocol (contiguous slices over
-    the calf, legs centred)."""
+    the calf, legs centred).
+
+    Args:
+        series: the real :class:`alsseg.io.MeseSeries` (its grid and protocol are copied).
+        seed: subject seed (healthy subject) and noise seed.
+        snr: mean muscle signal at echo 1 / Rician noise σ.
+
+    Returns:
+        ``(data, grid)``: ``(X, Y, 8, n_echoes)`` magnitudes and the :class:`alsseg.synth.Grid`.
+        The label map is left in ``render_phantom.last_labels``.
+    """
     from alsseg.synth import Grid, MeseProtocol, make_subject
     from alsseg.synth.session import render_session
 
@@ -96,13 +110,100 @@ def render_phantom(series, seed: int, snr: float):
                          tr_ms=series.tr_ms or 4000.0, refocus_deg=series.refocus_deg or 180.0)
     ses = render_session(subj, grid, mese=proto, ir=None, snr=snr, rng=np.random.default_rng(seed))
     render_phantom.last_labels = ses.label
+    render_phantom.last_sigma = ses.noise_sigma
     return ses.mese, grid
+
+
+def alternation(curve: np.ndarray, first: int = 10) -> float:
+    """Odd/even alternation of an echo train at late echoes.
+
+    Mean over the even echoes ``n ≥ first`` (1-based, with a following echo) of
+    ``S_n / sqrt(S_{n−1} · S_{n+1})``: exactly 1 for a mono-exponential decay (≈ 1 for any smooth
+    one), > 1 where even echoes stand above their odd neighbours (stimulated echoes of imperfect
+    refocusing).
+
+    Args:
+        curve: ``(E,)`` echo amplitudes.
+        first: first (1-based) echo considered.
+    """
+    idx = [n - 1 for n in range(first, len(curve)) if n % 2 == 0]
+    return float(np.mean([curve[i] / np.sqrt(curve[i - 1] * curve[i + 1]) for i in idx]))
+
+
+def noise_floor(data: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Noise seen in an image, relative to the mean muscle signal at echo 1.
+
+    Returns:
+        ``air_mean`` and ``air_zero_fraction`` of the background (voxels further than 10 voxels
+        from the thresholded body, last echo), and ``muscle_sigma_last``: a robust σ from the
+        differences of neighbouring muscle voxels at the last echo (MAD / √2; includes tissue
+        texture, so an upper bound of the noise there).
+    """
+    from scipy import ndimage as ndi
+
+    e1 = data[..., 0]
+    ref = float(data[..., 0][masks["muscle"]].mean())
+    body = np.zeros(e1.shape, bool)
+    thr = np.percentile(e1, 99) * 0.05
+    for k in range(e1.shape[2]):
+        body[..., k] = ndi.binary_dilation(ndi.binary_fill_holes(e1[..., k] > thr), iterations=10)
+    air = data[..., -1][~body]
+    m = masks["muscle"] & np.roll(masks["muscle"], 1, 0)
+    diff = (data[..., -1] - np.roll(data[..., -1], 1, 0))[m]
+    mad = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)
+    return {"air_mean": float(air.mean()) / ref, "air_zero_fraction": float((air == 0).mean()),
+            "muscle_sigma_last": float(mad) / ref}
+
+
+def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0) -> dict:
+    """Contrast ratios of the real scan and of one phantom per seed.
+
+    Args:
+        real: the real :class:`alsseg.io.MeseSeries`.
+        seeds: phantom seeds (one healthy subject each).
+        snr: phantom SNR (mean muscle echo-1 signal / σ).
+
+    Returns:
+        dict with ``te_ms (E,)``, ``real`` and ``synth`` (``{tissue: (E,)}`` ratios;
+        ``synth`` per seed: ``{seed: {tissue: (E,)}}``), ``diff`` (``{tissue: (S, E)}`` per cent
+        differences synthetic − real, seeds in the given order), ``median_diff`` (``{tissue:
+        (E,)}`` per cent difference of the median synthetic ratio), ``muscle_real`` /
+        ``muscle_synth`` (``(E,)`` / ``(S, E)`` muscle trains over their echo 1), ``masks_real``,
+        ``noise_real``, ``noise_synth`` (list), ``data_real`` and the first seed's ``data_synth``,
+        ``grid``, ``labels``.
+    """
+    rimg = real.image.to_ras()
+    rdata = rimg.data.astype(np.float32)
+    rmask = classify(rdata, rimg.spacing_mm)
+    rr = ratios(rdata, rmask)
+    out = {"te_ms": np.asarray(real.echo_times_ms, float), "real": rr, "synth": {}, "masks_real": rmask,
+           "data_real": rdata, "noise_real": noise_floor(rdata, rmask), "noise_synth": [],
+           "muscle_synth": [], "sigma_synth": []}
+    mr = rdata[rmask["muscle"]].mean(0)
+    out["muscle_real"] = mr / mr[0]
+    for i, seed in enumerate(seeds):
+        sdata, grid = render_phantom(real, seed, snr)
+        smask = classify(sdata, grid.spacing_mm)
+        out["synth"][seed] = ratios(sdata, smask)
+        ms = sdata[smask["muscle"]].mean(0)
+        out["muscle_synth"].append(ms / ms[0])
+        out["noise_synth"].append(noise_floor(sdata, smask))
+        out["sigma_synth"].append(render_phantom.last_sigma / float(ms[0]))
+        if i == 0:
+            out.update(data_synth=sdata, grid=grid, labels=render_phantom.last_labels, masks_synth=smask)
+    out["muscle_synth"] = np.array(out["muscle_synth"])
+    tissues = [k for k in rr if all(k in out["synth"][s] for s in seeds)]
+    out["diff"] = {k: np.array([100 * (out["synth"][s][k] / rr[k] - 1) for s in seeds]) for k in tissues}
+    out["median_synth"] = {k: np.median([out["synth"][s][k] for s in seeds], 0) for k in tissues}
+    out["median_diff"] = {k: 100 * (out["median_synth"][k] / rr[k] - 1) for k in tissues}
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", default=str(DEFAULT_REAL))
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                    help="phantom seeds (one healthy subject each); figures show the first")
     ap.add_argument("--snr", type=float, default=150.0)
     ap.add_argument("--out", default=str(REPO / "docs" / "figures"))
     args = ap.parse_args(argv)
@@ -114,29 +215,42 @@ def main(argv=None) -> int:
     from alsseg.io import load_mese
 
     real = load_mese(args.real)
-    rimg = real.image.to_ras()
-    rdata = rimg.data.astype(np.float32)
-    sdata, grid = render_phantom(real, args.seed, args.snr)
-    # same overall scale: match the median muscle echo-1 signal
-    rmask, smask = classify(rdata, rimg.spacing_mm), classify(sdata, grid.spacing_mm)
-    rr, sr = ratios(rdata, rmask), ratios(sdata, smask)
-    te = real.echo_times_ms
+    res = compare(real, args.seeds, args.snr)
+    te, rr, md, diff = res["te_ms"], res["real"], res["median_diff"], res["diff"]
+    rdata, sdata, grid = res["data_real"], res["data_synth"], res["grid"]
+    rmask, smask = res["masks_real"], res["masks_synth"]
     print(f"# synthetic vs real contrast ratios (tissue / muscle), machine: {platform.node()} "
-          f"({platform.processor() or platform.machine()}), seed {args.seed}")
-    print(f"# voxels real: " + ", ".join(f"{k} {int(v.sum())}" for k, v in rmask.items())
-          + " | synthetic: " + ", ".join(f"{k} {int(v.sum())}" for k, v in smask.items()))
-    print(f"{'TE ms':>6} " + " ".join(f"{k + ' real':>12} {k + ' synth':>12} {'diff %':>7}" for k in rr))
-    worst = 0.0
+          f"({platform.processor() or platform.machine()}); seeds {' '.join(map(str, args.seeds))}, SNR {args.snr:g}")
+    print("# voxels real: " + ", ".join(f"{k} {int(v.sum())}" for k, v in rmask.items())
+          + f" | synthetic (seed {args.seeds[0]}): " + ", ".join(f"{k} {int(v.sum())}" for k, v in smask.items()))
+    print("# synth = median over seeds; diff % = (median synth − real) / real; worst % = the seed furthest from real")
+    print(f"{'TE ms':>6} " + " ".join(f"{k + ' real':>12} {k + ' synth':>12} {'diff %':>7} {'worst %':>8}" for k in md))
     for e in range(len(te)):
         cells = []
-        for k in rr:
-            d = 100 * (sr[k][e] - rr[k][e]) / rr[k][e] if k in sr else np.nan
-            if k in sr and (e == 0 or e == LATE_ECHO - 1):
-                worst = max(worst, abs(d))
-            cells.append(f"{rr[k][e]:12.3f} {sr.get(k, np.full(len(te), np.nan))[e]:12.3f} {d:7.1f}")
+        for k in md:
+            w = diff[k][np.argmax(np.abs(diff[k][:, e])), e]
+            cells.append(f"{rr[k][e]:12.3f} {res['median_synth'][k][e]:12.3f} {md[k][e]:7.1f} {w:8.1f}")
         print(f"{te[e]:6.0f} " + " ".join(cells))
-    allw = max(abs(100 * (sr[k] - rr[k]) / rr[k]).max() for k in rr if k in sr)
-    print(f"# largest |difference| at echo 1 and echo {LATE_ECHO}: {worst:.1f} %; over all echoes: {allw:.1f} %")
+    e18 = [0, LATE_ECHO - 1]
+    med18 = max(abs(md[k][e18]).max() for k in md)
+    med_all = max(abs(md[k]).max() for k in md)
+    seed18 = max(abs(diff[k][:, e18]).max() for k in md)
+    seed_all = max(abs(diff[k]).max() for k in md)
+    print(f"# largest |difference| of the median, echo 1 and echo {LATE_ECHO}: {med18:.1f} %; over all echoes: {med_all:.1f} %")
+    print(f"# largest |difference| of any seed,   echo 1 and echo {LATE_ECHO}: {seed18:.1f} %; over all echoes: {seed_all:.1f} %")
+    for s, row in zip(args.seeds, np.max([np.abs(diff[k]).max(1) for k in md], 0)):
+        print(f"#   seed {s}: worst |difference| over all echoes and tissues {row:.1f} %")
+    ms = np.median(res["muscle_synth"], 0)
+    print("# muscle train / echo 1, late echoes (TE: real | synthetic median)")
+    print("#   " + "  ".join(f"{te[e]:.0f}: {res['muscle_real'][e]:.4f} | {ms[e]:.4f}" for e in range(9, len(te))))
+    alt_s = [alternation(c) for c in res["muscle_synth"]]
+    print(f"# muscle odd/even alternation at echoes >= 10 (1 = smooth): real {alternation(res['muscle_real']):.3f}, "
+          f"synthetic {np.median(alt_s):.3f} (seeds {min(alt_s):.3f}–{max(alt_s):.3f})")
+    nr, ns = res["noise_real"], res["noise_synth"]
+    print(f"# noise / muscle echo 1: real background mean {nr['air_mean']:.4f} ({100 * nr['air_zero_fraction']:.0f} % zeros), "
+          f"real muscle σ at the last echo ≤ {nr['muscle_sigma_last']:.4f}; synthetic σ {np.median(res['sigma_synth']):.4f}, "
+          f"background mean {np.median([n['air_mean'] for n in ns]):.4f}, muscle σ at the last echo "
+          f"{np.median([n['muscle_sigma_last'] for n in ns]):.4f}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,20 +268,29 @@ def main(argv=None) -> int:
             ax[2 * row, col].imshow(disp(rdata[..., kr, e] / rs), cmap="gray", vmin=0, vmax=vmax)
             ax[2 * row, col].set_title(f"real, slice {kr}, {name} (TE {te[e]:.0f} ms)")
             ax[2 * row + 1, col].imshow(disp(sdata[..., ks, e] / ss), cmap="gray", vmin=0, vmax=vmax)
-            ax[2 * row + 1, col].set_title(f"synthetic, slice {ks}, {name}")
+            ax[2 * row + 1, col].set_title(f"synthetic (seed {args.seeds[0]}), slice {ks}, {name}")
     for a in ax.flat:
         a.axis("off")
     fig.tight_layout()
     fig.savefig(out / "realism.png", dpi=80)
-    fig2, ax2 = plt.subplots(1, len(rr), figsize=(5 * len(rr), 4))
+    fig2, ax2 = plt.subplots(1, len(rr) + 1, figsize=(5 * (len(rr) + 1), 4))
     for a, k in zip(np.atleast_1d(ax2), rr):
         a.plot(te, rr[k], "o-", label="real")
-        if k in sr:
-            a.plot(te, sr[k], "s--", label="synthetic")
-            a.fill_between(te, rr[k] * 0.8, rr[k] * 1.2, alpha=0.15, label="real ±20 %")
+        if k in md:
+            allk = np.array([res["synth"][s][k] for s in args.seeds])
+            a.plot(te, res["median_synth"][k], "s--", label=f"synthetic, median of {len(args.seeds)}")
+            a.fill_between(te, allk.min(0), allk.max(0), color="C1", alpha=0.2, label="synthetic, range")
+            a.plot(te, rr[k] * 0.8, ":", color="C0", lw=0.8)
+            a.plot(te, rr[k] * 1.2, ":", color="C0", lw=0.8, label="real ±20 %")
         a.set_xlabel("TE (ms)")
         a.set_ylabel(f"{k} / muscle")
-        a.legend()
+        a.legend(fontsize=8)
+    a = np.atleast_1d(ax2)[-1]
+    a.semilogy(te, res["muscle_real"], "o-", label="real")
+    a.semilogy(te, np.median(res["muscle_synth"], 0), "s--", label="synthetic, median")
+    a.set_xlabel("TE (ms)")
+    a.set_ylabel("muscle signal / echo 1")
+    a.legend(fontsize=8)
     fig2.tight_layout()
     fig2.savefig(out / "realism_ratios.png", dpi=80)
     # the phantom's ground-truth labels over its echo-1 image, at four levels of the calf
@@ -175,7 +298,7 @@ def main(argv=None) -> int:
 
     from alsseg.labels import load_anatomy
 
-    lab = render_phantom.last_labels
+    lab = res["labels"]
     colours = np.zeros((18, 4))
     for lb in load_anatomy().labels:
         colours[lb.id, :3] = np.asarray(lb.muscle.colour) / 255

@@ -164,20 +164,38 @@ class Subject:
 
 #: default non-muscle tissue properties at 3 T: proton density (muscle water = 1, receive
 #: weighting included), water T2 and T1 (ms), fat fraction of the signal, and optionally the
-#: apparent T2 of the tissue's fat (``fat_t2_ms``; default FAT_T2_MS). Adipose tissue and marrow
-#: use 125 ms and PD 1.45 (fat), 1.1 (marrow): tuned on the real 3 T scan (benchmarks/synth_realism.py), where
-#: subcutaneous fat decays faster than the 151 ms fat pool of the muscle model (J-coupling,
-#: multiple spectral lines); intramuscular fat keeps FAT_T2_MS, the relaxometry model's value.
+#: apparent T2 of the tissue's fat (``fat_t2_ms``; default FAT_T2_MS). Intramuscular fat keeps
+#: FAT_T2_MS, the relaxometry model's value. Adipose tissue: PD 1.45, apparent fat T2 125 ms —
+#: subcutaneous fat decays faster than the 151 ms fat pool of the muscle model in a CPMG train
+#: (J-coupling, several spectral lines); tuned on the real 3 T scan (benchmarks/synth_realism.py).
+#: Yellow marrow: PD 1.1, apparent fat T2 135 ms, i.e. 10 ms longer than adipose tissue. Reported
+#: 3 T T2 of marrow and subcutaneous fat depend on the sequence (41–143 ms for subcutaneous fat,
+#: 42–160 ms for marrow across SE/MESE/FSE; Pai, Li & Majumdar, Magn Reson Imaging
+#: 2008;26:1215), marrow reading the longer; on the real scan (../shared/data/mese-leg-3t) the
+#: same single-pool EPG calibration (alsseg.relax.fat.calibrate_fat_t2) reads marrow 131 ms vs
+#: subcutaneous fat 108 ms, while on the phantom with one fat T2 for both it read 119 / 117 ms.
 FAT_T2_MS = 151.0
 FAT_T1_MS = 365.0
 MUSCLE_T1_MS = 1400.0
+#: subject-level transmit scale of the refocusing/excitation pulses (``b1_mean``, drawn uniformly)
+#: and the amplitude of its smooth spatial variation across both calves (``b1_amplitude``).
+#: At 3 T the RF wavelength in tissue (≈ 26–30 cm) is 2–3 times a calf's diameter (10–13 cm),
+#: and the scanner's transmitter calibration sets the flip angle on average over the imaged
+#: volume, so the calf sees B1 close to nominal, typically within about ±10 % (the larger 3 T B1
+#: inhomogeneity is a trunk/thigh problem). The real 3 T calf scan reads B1 1.03 (IQR 1.00–1.06)
+#: in muscle with this project's EPG fit and 0.98 with MyoQMRI (docs/relax.md). The earlier range
+#: 0.85–1.02 (mean 0.935) was biased low; below ≈ 0.95 the slice-profile EPG train of muscle
+#: alternates more between odd and even late echoes than the real calf's (docs/synth.md, realism
+#: check). Only the range changed: the same random draw maps linearly, so anatomy is unchanged.
+B1_MEAN_RANGE = (0.92, 1.08)
+B1_AMPLITUDE_RANGE = (0.03, 0.08)
 DEFAULT_TISSUES = {
     "air": dict(pd=0.0, t2_ms=30.0, t1_ms=1000.0, ff=0.0),
     "skin": dict(pd=0.75, t2_ms=35.0, t1_ms=1000.0, ff=0.35),
     "fat": dict(pd=1.45, t2_ms=40.0, t1_ms=1000.0, ff=0.95, fat_t2_ms=125.0),
     "fascia": dict(pd=0.35, t2_ms=25.0, t1_ms=900.0, ff=0.4),
     "cortex": dict(pd=0.06, t2_ms=2.0, t1_ms=500.0, ff=0.0),
-    "marrow": dict(pd=1.1, t2_ms=40.0, t1_ms=900.0, ff=0.9, fat_t2_ms=125.0),
+    "marrow": dict(pd=1.1, t2_ms=40.0, t1_ms=900.0, ff=0.9, fat_t2_ms=135.0),
     "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
     "artery": dict(pd=0.08, t2_ms=100.0, t1_ms=1900.0, ff=0.0),
     "tendon": dict(pd=0.08, t2_ms=6.0, t1_ms=600.0, ff=0.0),
@@ -289,8 +307,8 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         deform_mm=_u(rng, 1.5, 4.0),
         patch_field=SmoothField.random(rng_d, min_wavelength_mm=15, max_wavelength_mm=60, z_stretch=2.5),
         tissue_field=SmoothField.random(rng, min_wavelength_mm=20, max_wavelength_mm=80),
-        b1_mean=_u(rng, 0.85, 1.02), b1_field=SmoothField.random(rng, min_wavelength_mm=150, max_wavelength_mm=500, n_waves=6),
-        b1_amplitude=_u(rng, 0.03, 0.08),
+        b1_mean=_u(rng, *B1_MEAN_RANGE), b1_field=SmoothField.random(rng, min_wavelength_mm=150, max_wavelength_mm=500, n_waves=6),
+        b1_amplitude=_u(rng, *B1_AMPLITUDE_RANGE),
         bias_field=SmoothField.random(rng, min_wavelength_mm=120, max_wavelength_mm=400, n_waves=6),
         bias_amplitude=_u(rng, 0.05, 0.25),
         tissues=tissue_props,

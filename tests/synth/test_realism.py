@@ -1,4 +1,4 @@
-"""The phantom's MESE contrast against the real 3 T scan (skips without ../shared)."""
+"""The phantom's MESE contrast against the real 3 T scan (the shared-data tests skip without ../shared)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "synth_realism.py"
+SEEDS = (0, 1, 2, 3, 4)
 
 
 def _module():
@@ -18,21 +19,75 @@ def _module():
     return mod
 
 
-@pytest.mark.shared
-def test_contrast_ratios_within_20_percent_of_the_real_scan(shared_mese):
+SHARED_MESE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mese-leg-3t"
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    """Five phantoms against the real scan, rendered once for the module's tests."""
     from alsseg.io import load_mese
 
+    if not SHARED_MESE.is_dir():
+        pytest.skip("../shared/data/mese-leg-3t is not present")
+    real = load_mese(SHARED_MESE)
+    res = _module().compare(real, seeds=SEEDS, snr=150.0)
+    assert res["data_synth"].shape[-1] == real.n_echoes
+    return res
+
+
+@pytest.mark.shared
+def test_median_contrast_ratios_of_five_phantoms_follow_the_real_scan(comparison):
     sr = _module()
-    real = load_mese(shared_mese)
-    rimg = real.image.to_ras()
-    rdata = rimg.data.astype(np.float32)
-    sdata, grid = sr.render_phantom(real, seed=7, snr=150.0)
-    assert sdata.shape[-1] == real.n_echoes
-    rr = sr.ratios(rdata, sr.classify(rdata, rimg.spacing_mm))
-    ss = sr.ratios(sdata, sr.classify(sdata, grid.spacing_mm))
-    assert set(rr) == set(ss) == {"fat", "marrow", "cortex"}
-    for tissue in rr:
+    md = comparison["median_diff"]
+    assert set(comparison["real"]) == set(md) == {"fat", "marrow", "cortex"}
+    for tissue, d in md.items():
         for e in (0, sr.LATE_ECHO - 1):  # echo 1 and echo 8 (TE 88 ms on the real scan)
-            assert ss[tissue][e] == pytest.approx(rr[tissue][e], rel=0.2), (tissue, e + 1)
-        # over the whole train the curves stay close (late echoes are noisier)
-        assert np.all(np.abs(ss[tissue] / rr[tissue] - 1) < 0.3), tissue
+            assert abs(d[e]) < 20, (tissue, e + 1, d[e])
+        # every echo: 25 %, not 20 %: at late even echoes the muscle denominator of the phantom
+        # keeps the EPG model's stronger odd/even alternation (docs/synth.md, realism check);
+        # the earlier phantom (B1 0.85–1.02, marrow fat T2 125 ms) read marrow −28 % at TE 176 ms
+        assert np.all(np.abs(d) < 25), (tissue, np.round(d, 1))
+
+
+@pytest.mark.shared
+def test_every_phantom_is_close_at_echo_1(comparison):
+    # echo 1 is the image the segmentation model is trained on
+    for tissue, d in comparison["diff"].items():
+        assert np.all(np.abs(d[:, 0]) < 25), (tissue, np.round(d[:, 0], 1))
+
+
+@pytest.mark.shared
+def test_muscle_late_echoes_follow_the_real_train(comparison):
+    # muscle at TE 154 and 176 ms (even echoes) over its echo 1: the low-B1 phantom stood 13–16 %
+    # above the real scan there (the stimulated-echo excess behind issue #4); now within 10 %
+    te = comparison["te_ms"]
+    real = comparison["muscle_real"]
+    synth = np.median(comparison["muscle_synth"], 0)
+    late_even = [i for i in range(len(te)) if i >= 13 and (i + 1) % 2 == 0]
+    assert late_even
+    for i in late_even:
+        assert synth[i] == pytest.approx(real[i], rel=0.10), (te[i], synth[i], real[i])
+
+
+def test_alternation_index():
+    sr = _module()
+    te = 11.0 * np.arange(1, 18)
+    smooth = np.exp(-te / 40.0)
+    assert sr.alternation(smooth) == pytest.approx(1.0, abs=1e-9)
+    assert sr.alternation(np.exp(-te / 40.0) + 0.3 * np.exp(-te / 150.0)) == pytest.approx(1.0, abs=0.01)
+    zigzag = smooth * np.where(np.arange(1, 18) % 2 == 0, 1.2, 1.0)
+    assert sr.alternation(zigzag) > 1.15
+
+
+def test_subject_b1_is_centred_on_the_nominal_flip_angle():
+    from alsseg.synth import make_subject
+
+    b1 = np.array([make_subject(s).b1_mean for s in range(40)])
+    assert 0.97 < b1.mean() < 1.03
+    assert b1.min() >= 0.9 and b1.max() <= 1.1
+
+
+def test_marrow_fat_decays_more_slowly_than_adipose_fat():
+    from alsseg.synth.anatomy import DEFAULT_TISSUES, FAT_T2_MS
+
+    assert DEFAULT_TISSUES["fat"]["fat_t2_ms"] < DEFAULT_TISSUES["marrow"]["fat_t2_ms"] < FAT_T2_MS
