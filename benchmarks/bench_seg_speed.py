@@ -30,15 +30,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from alsseg.io import save_nifti
-    from alsseg.seg.sources import _synth_api
-
-    make_subject, _, render_tissues, render_contrast = _synth_api()
+    from alsseg.synth import make_subject, render_contrast
     from alsseg.synth.grid import Grid
 
     shape = tuple(int(v) for v in args.shape.split(","))
     grid = Grid.axial(shape, (1.6, 1.6, 7.0))
     subj = make_subject(123456)
-    img = render_contrast(subj, grid, "mese_e1", np.random.default_rng(0))
+    img = render_contrast(subj, grid, contrast="mese_e1", rng=np.random.default_rng(0))
     tmp = Path(tempfile.mkdtemp())
     src = save_nifti(img, tmp / "calf_T2w.nii.gz")
 
