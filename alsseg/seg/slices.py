@@ -90,7 +90,9 @@ class PatchSampler:
     With ``context_slices`` k > 0 (2-D only) each patch carries its k neighbouring slices on each
     side as channels (2.5-D); with probability ``p_context_drop``, and always for cases whose slice
     spacing exceeds ``max_context_spacing_mm``, the centre slice fills every channel instead, the
-    mode inference uses for widely spaced slices. A batch depends only on ``(seed, rank, iteration)``, so a resumed run draws exactly the
+    mode inference uses for widely spaced slices.
+
+    A batch depends only on ``(seed, rank, iteration)``, so a resumed run draws exactly the
     batches an uninterrupted run would have drawn.
     """
 
