@@ -133,12 +133,6 @@ def _sliding_logits_3d(model, data: np.ndarray, patch_size, device, chunk: int, 
             num, den, lo = num[..., done:], den[done:], lo + done
 
 
-def uses_context(network: NetworkConfig, spacing_mm) -> bool:
-    """Whether a 2.5-D network gets real neighbours: slice spacing (``spacing_mm[2]``, mm) at most
-    ``network.max_context_spacing_mm``."""
-    return network.context_slices > 0 and float(spacing_mm[2]) <= network.max_context_spacing_mm
-
-
 def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: int,
                      probabilities: bool = False, network: NetworkConfig | None = None):
     """Side-agnostic classes ``(X, Y, Z)`` uint8 on the RAS grid (+ ``(X, Y, Z, C)`` probabilities).
@@ -150,11 +144,11 @@ def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: i
     X, Y, Z = prepared.ras.shape[:3]
     labels = np.zeros((X, Y, Z), np.uint8)
     probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
+    from alsseg.seg.slices import uses_context
+
     k = network.context_slices if network is not None else 0
-    use = k == 0 or uses_context(network, prepared.ras.spacing_mm)
-    chunk = WINDOW_CHUNK if len(patch_size) == 3 else SLICE_CHUNK  # read now (tests change them)
-    for z0, logits in sliding_logits(model, prepared.data, patch_size, device, chunk=chunk, context_slices=k,
-                                     use_context=use):
+    use = uses_context(k, prepared.ras.spacing_mm[2], network.max_context_spacing_mm) if k else False
+    for z0, logits in sliding_logits(model, prepared.data, patch_size, device, context_slices=k, use_context=use):
         for i in range(logits.shape[0]):
             full = restore_logits_slice(logits[i], prepared)
             labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)

@@ -58,6 +58,13 @@ def load_prepared(ds: RawDataset, case_ids, cfg: PreprocessConfig, cache_dir: Pa
     return out
 
 
+def uses_context(context_slices: int, slice_mm: float, max_context_spacing_mm: float) -> bool:
+    """Whether a 2.5-D network gets real neighbours: it has context slices and the slices are at
+    most ``max_context_spacing_mm`` apart (``slice_mm``, mm). One rule for training, validation
+    and inference."""
+    return context_slices > 0 and float(slice_mm) <= max_context_spacing_mm
+
+
 def context_channels(volume: np.ndarray, zs, context_slices: int, use_context: bool = True) -> np.ndarray:
     """Slices ``zs`` of a volume with their neighbours as channels.
 
@@ -107,8 +114,7 @@ class PatchSampler:
         self.context = int(context_slices)
         self.p_drop = float(p_context_drop)
         # cases whose slices are too far apart never get neighbours (as at inference)
-        self.has_context = [bool(self.context) and float(c.get("slice_mm", 0.0)) <= max_context_spacing_mm
-                            for c in cases]
+        self.has_context = [uses_context(self.context, c.get("slice_mm", 0.0), max_context_spacing_mm) for c in cases]
         # per case: annotated slices, and slices with foreground
         self.slices = []
         for c in cases:

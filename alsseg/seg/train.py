@@ -61,14 +61,15 @@ def validate(model, cases: list[dict], patch_size, device, n_classes: int, ignor
     slices of a 2.5-D network."""
     import torch
 
-    from alsseg.seg.infer import sliding_logits, uses_context
+    from alsseg.seg.infer import sliding_logits
+    from alsseg.seg.slices import uses_context
 
     model.eval()
     scores = []
     for c in cases:
         pred = np.zeros(c["labels"].shape, np.uint8)
         k = network.context_slices if network is not None else 0
-        use = k == 0 or uses_context(network, (0.0, 0.0, c.get("slice_mm", 0.0)))
+        use = uses_context(k, c["slice_mm"], network.max_context_spacing_mm) if k else False
         for z0, logits in sliding_logits(model, c["image"], patch_size, device, context_slices=k, use_context=use):
             pred[:, :, z0:z0 + logits.shape[0]] = np.moveaxis(logits.argmax(1).numpy(), 0, 2)
         scores.append(dice_per_class(pred, c["labels"], n_classes, ignore))

@@ -9,10 +9,9 @@ import torch
 import yaml
 
 from alsseg.io.errors import InputError
-from alsseg.seg.infer import uses_context
 from alsseg.seg.network import build_network, inflate_input_channels
 from alsseg.seg.recipe import NetworkConfig, recipe_from_dict
-from alsseg.seg.slices import PatchSampler, context_channels
+from alsseg.seg.slices import PatchSampler, context_channels, uses_context
 
 
 def test_context_channels_order_edges_and_fallback():
@@ -76,8 +75,9 @@ def test_inflated_network_computes_the_2d_network():
 
 def test_uses_context_by_slice_spacing():
     net = NetworkConfig(context_slices=1, max_context_spacing_mm=15.0)
-    assert uses_context(net, (1.0, 1.0, 10.0)) and not uses_context(net, (1.0, 1.0, 37.1))
-    assert not uses_context(NetworkConfig(), (1.0, 1.0, 5.0))
+    assert uses_context(net.context_slices, 10.0, net.max_context_spacing_mm)
+    assert not uses_context(net.context_slices, 37.1, net.max_context_spacing_mm)
+    assert not uses_context(NetworkConfig().context_slices, 5.0, NetworkConfig().max_context_spacing_mm)
 
 
 @pytest.mark.parametrize("network", [{"context_slices": -1}, {"context_slices": 1, "spatial_dims": 3,
