@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     ap.add_argument("--contrasts", default="mese_e1,t1w,dixon_water,dwi_b0,random")
     ap.add_argument("--tsv", help="write per-label rows here")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--grids-per-subject", type=int, default=0,
+                    help="acquisition grids per subject (default: one per contrast; 1 renders every "
+                         "contrast on the same grid, to compare contrasts without grid differences)")
     args = ap.parse_args(argv)
 
     import torch
@@ -43,7 +46,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.time()
     for s in range(args.seed, args.seed + args.subjects):
-        for case in synthetic_subject_cases(s, contrasts, grids_per_subject=len(contrasts)):
+        for case in synthetic_subject_cases(s, contrasts, grids_per_subject=args.grids_per_subject or len(contrasts)):
             pred = seg.predict(case.image)
             gt = Image(case.labels, case.image.affine)
             contrast = case.case_id.split("__")[1]
