@@ -9,18 +9,28 @@ already in the nnU-Net v2 raw layout, so nnU-Net runs on it unchanged::
     ln -s DATASET W/raw/Dataset501_LowerLegSynth
     VENV/bin/nnUNetv2_plan_and_preprocess -d 501 -c 2d -np 1 -npfp 1
     cp DATASET/splits_final.json W/pre/Dataset501_LowerLegSynth/   # the same validation split
-    VENV/bin/nnUNetv2_train 501 2d 0 -device cpu -tr nnUNetTrainer_alssegBudget
+    python benchmarks/bench_seg_nnunet.py --venv VENV --work W --write-trainer [--budget-s 720]
+    VENV/bin/nnUNetv2_train 501 2d 0 -device cpu -tr nnUNetTrainer_alssegBudget [-p PLANS]
 
 ``nnUNetTrainer_alssegBudget`` (written into the nnU-Net install by ``--write-trainer``) is
-nnU-Net's default trainer with 10 iterations per epoch (its 2d batches are large on a CPU) and a wall-clock stop after
-``--budget-s`` seconds of training (checkpoint_final saved). The alsseg side is a run's
-checkpoint taken after the same training time (``--alsseg-checkpoint``) and, for reference,
-the shipped bundle.
+nnU-Net's default trainer with ``--iters-per-epoch`` iterations per epoch (its default 2d
+batches are large on a CPU) and a wall-clock stop after ``--budget-s`` seconds of training
+(checkpoint_final saved).
 
-Dice is computed side-agnostically (nnU-Net predicts the dataset's side-agnostic classes;
-alsseg's left/right ids are folded onto muscles) on the input grids.
+Two nnU-Net plans can be compared: nnU-Net's own (``nnUNetPlans``: for this dataset batch 40
+of 224 × 352 patches, 32–512 features; sized for a GPU) and, written by ``--write-plans
+RECIPE``, ``nnUNetPlans_alssegSize``: nnU-Net's plan with the batch size, patch size and
+feature counts of an alsseg recipe (its spacing, normalisation and preprocessed data are
+nnU-Net's own, so nothing is preprocessed again). The second asks what nnU-Net's training
+pipeline (its augmentation, deep supervision, schedule) does with alsseg's compute.
 
-    python benchmarks/bench_seg_nnunet.py --venv W/venv --work W --alsseg-checkpoint RUN/checkpoints/best.pt
+The alsseg side is a run's checkpoint taken after the same training time
+(``--alsseg-checkpoint``) and, for reference, the shipped bundle. Dice is computed
+side-agnostically (nnU-Net predicts the dataset's side-agnostic classes; alsseg's left/right
+ids are folded onto muscles) on the input grids.
+
+    python benchmarks/bench_seg_nnunet.py --venv VENV --work W --alsseg-checkpoint RUN/checkpoints/best.pt \
+        [--plans nnUNetPlans_alssegSize]
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ BUDGET_S = {budget}
 class nnUNetTrainer_alssegBudget(nnUNetTrainer):
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_iterations_per_epoch = 10
+        self.num_iterations_per_epoch = {iters_per_epoch}
         self.num_val_iterations_per_epoch = 2
         self.num_epochs = 100
         self._t0 = None
@@ -65,6 +75,30 @@ class nnUNetTrainer_alssegBudget(nnUNetTrainer):
             self.on_train_end()
             raise SystemExit(0)
 '''
+
+
+def write_alsseg_sized_plans(pre_dataset: Path, recipe_path: str) -> Path:
+    """``nnUNetPlans_alssegSize.json`` next to ``nnUNetPlans.json``: its 2d configuration with
+    an alsseg recipe's batch size, patch size and features per stage (stride 1 first, then 2,
+    like nnU-Net's own 2d plans); the preprocessed data of ``nnUNetPlans_2d`` are reused."""
+    import json
+
+    from alsseg.seg.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    plans = json.loads((pre_dataset / "nnUNetPlans.json").read_text())
+    c2 = plans["configurations"]["2d"]
+    n = len(recipe.network.channels)
+    arch = c2["architecture"]["arch_kwargs"]
+    arch.update(n_stages=n, features_per_stage=list(recipe.network.channels),
+                kernel_sizes=[[3, 3]] * n, strides=[[1, 1]] + [[2, 2]] * (n - 1),
+                n_conv_per_stage=[2] * n, n_conv_per_stage_decoder=[2] * (n - 1))
+    c2.update(batch_size=recipe.train.batch_size, patch_size=list(recipe.train.patch_size))
+    plans["plans_name"] = "nnUNetPlans_alssegSize"
+    plans["configurations"] = {"2d": c2}
+    out = pre_dataset / "nnUNetPlans_alssegSize.json"
+    out.write_text(json.dumps(plans, indent=1))
+    return out
 
 
 def dice_agnostic(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -89,6 +123,9 @@ def main(argv=None) -> int:
     ap.add_argument("--contrasts", default="mese_e1,t1w,dixon_water,dwi_b0,random")
     ap.add_argument("--write-trainer", action="store_true")
     ap.add_argument("--budget-s", type=float, default=720.0)
+    ap.add_argument("--iters-per-epoch", type=int, default=10, help="of the budget trainer (budget checked per epoch)")
+    ap.add_argument("--write-plans", metavar="RECIPE", help="write nnUNetPlans_alssegSize from this alsseg recipe")
+    ap.add_argument("--plans", default="nnUNetPlans", help="nnU-Net plans the model was trained with")
     args = ap.parse_args(argv)
 
     venv, work = Path(args.venv), Path(args.work)
@@ -98,8 +135,12 @@ def main(argv=None) -> int:
         site = next((venv / "lib").glob("python3*/site-packages"))
         # top level of the trainer package: found before the variants that need torchvision
         p = site / "nnunetv2/training/nnUNetTrainer/nnUNetTrainer_alssegBudget.py"
-        p.write_text(TRAINER.format(budget=args.budget_s))
+        p.write_text(TRAINER.format(budget=args.budget_s, iters_per_epoch=args.iters_per_epoch))
         print(f"wrote {p}")
+        return 0
+    if args.write_plans:
+        pre = next((work / "pre").glob(f"Dataset{args.dataset_id}_*"))
+        print(f"wrote {write_alsseg_sized_plans(pre, args.write_plans)}")
         return 0
 
     import torch
@@ -119,13 +160,13 @@ def main(argv=None) -> int:
             cases.append(c)
     t = time.perf_counter()
     subprocess.run([str(venv / "bin" / "nnUNetv2_predict"), "-i", str(tmp / "in"), "-o", str(tmp / "nn"),
-                    "-d", args.dataset_id, "-c", "2d", "-f", "0", "-tr", "nnUNetTrainer_alssegBudget",
+                    "-d", args.dataset_id, "-c", "2d", "-f", "0", "-tr", "nnUNetTrainer_alssegBudget", "-p", args.plans,
                     "-chk", "checkpoint_final.pth", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1",
                     "--disable_progress_bar"], env=env, check=True, capture_output=True)
     t_nn = (time.perf_counter() - t) / len(cases)
     results = {}
     nn = [dice_agnostic(load_nifti(tmp / "nn" / f"{c.case_id}.nii.gz", dtype=None).data, c.labels) for c in cases]
-    results["nnU-Net v2 2d (budget)"] = (np.nanmean(nn, axis=0), t_nn)
+    results[f"nnU-Net v2 2d, {args.plans} (same budget)"] = (np.nanmean(nn, axis=0), t_nn)
     models = [("alsseg U-Net (same budget)", Segmenter.from_checkpoint(args.alsseg_checkpoint, device="cpu"))]
     if args.model != "none":
         models.append((f"alsseg bundle {args.model}", Segmenter.from_bundle(args.model, device="cpu")))

@@ -88,7 +88,12 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and budget. ``patch_size``: (H, W) voxels for 2-D/2.5-D networks,
-    (H, W, D) — D slices — for 3-D ones."""
+    (H, W, D) — D slices — for 3-D ones.
+
+    ``init_preprocess`` decides the preprocessing of a fine-tuning run (``alsseg train
+    --init``): ``"bundle"`` keeps the bundle's (the default: the weights were learned for it),
+    ``"recipe"`` takes the recipe's ``preprocess`` section, e.g. to move a model to a finer
+    in-plane spacing. The network architecture always comes from the bundle."""
 
     seed: int = 0
     patch_size: tuple[int, ...] = (128, 128)
@@ -103,6 +108,7 @@ class TrainConfig:
     num_threads: int = 2
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    init_preprocess: str = "bundle"
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,8 @@ def _check(r: Recipe, path, check_patch: bool = True) -> None:
         raise InputError(path, "preprocess.target_spacing_mm must be two positive numbers")
     if r.train.batch_size < 1 or r.train.iterations < 1:
         raise InputError(path, "train.batch_size and train.iterations must be >= 1")
+    if r.train.init_preprocess not in ("bundle", "recipe"):
+        raise InputError(path, f"train.init_preprocess must be 'bundle' or 'recipe', got {r.train.init_preprocess!r}")
 
 
 def _check_patch(r: Recipe, path) -> None:

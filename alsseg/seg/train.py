@@ -96,7 +96,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     recipe : parsed recipe.
     data : dataset folder (see :mod:`alsseg.seg.dataset`).
     out : run folder (created; must be new unless ``resume``).
-    init : bundle (name or path) whose weights, network and preprocessing start the run (fine-tuning).
+    init : bundle (name or path) whose weights, network and (unless ``train.init_preprocess`` is
+        ``"recipe"``) preprocessing start the run (fine-tuning).
     resume : continue from ``out/checkpoints/last.pt``.
     max_iterations : stop after this many iterations in this call (for tests of interruption).
 
@@ -142,7 +143,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         from alsseg.seg.bundle import load_bundle
 
         seg = load_bundle(init, device="cpu")
-        pre = seg.preprocess
+        if recipe.train.init_preprocess == "bundle":
+            pre = seg.preprocess
         # the bundle's architecture; a recipe may add context slices (2-D → 2.5-D, inflated below)
         net = seg.network
         if recipe.network.context_slices > net.context_slices:

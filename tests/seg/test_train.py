@@ -77,6 +77,37 @@ def test_fine_tuning_starts_from_the_bundle(tmp_path, tiny_run, toy_dataset, tin
             torch.testing.assert_close(w0[k], w1[k])
 
 
+@pytest.mark.parametrize("mode", ["bundle", "recipe"])
+def test_fine_tuning_preprocessing_from_bundle_or_recipe(tmp_path, tiny_run, toy_dataset, tiny_recipe_file, mode):
+    """train.init_preprocess: the bundle's spacing by default, the recipe's when asked (e.g. finer)."""
+    from alsseg.seg.bundle import export_bundle, load_bundle
+    from alsseg.seg.recipe import load_recipe
+
+    run, _ = tiny_run
+    bundle = export_bundle(run, tmp_path / "bundle", name="tiny")
+    bundle_spacing = list(load_bundle(bundle, device="cpu").preprocess.target_spacing_mm)
+    d = load_recipe(tiny_recipe_file).to_dict()
+    finer = [0.75 * s for s in bundle_spacing]
+    d["preprocess"]["target_spacing_mm"] = finer
+    d["train"]["init_preprocess"] = mode
+    train(recipe_from_dict(d), toy_dataset, tmp_path / "ft", init=bundle, quiet=True, max_iterations=4)
+    spec = json.loads((tmp_path / "ft" / "run.json").read_text())
+    want = finer if mode == "recipe" else bundle_spacing
+    assert spec["preprocess"]["target_spacing_mm"] == pytest.approx(want)
+    assert spec["recipe"]["preprocess"]["target_spacing_mm"] == pytest.approx(want)
+    fine = export_bundle(tmp_path / "ft", tmp_path / "fine", name="tiny")
+    assert list(load_bundle(fine, device="cpu").preprocess.target_spacing_mm) == pytest.approx(want)
+
+
+def test_init_preprocess_must_be_bundle_or_recipe(tiny_recipe_file):
+    from alsseg.seg.recipe import load_recipe
+
+    d = load_recipe(tiny_recipe_file).to_dict()
+    d["train"]["init_preprocess"] = "dataset"
+    with pytest.raises(InputError, match="init_preprocess must be 'bundle' or 'recipe'"):
+        recipe_from_dict(d)
+
+
 def test_sparse_labels_train(tmp_path, toy, tiny_recipe_file):
     """Training on every-3rd-slice annotation runs; unannotated slices are never sampled."""
     from alsseg.seg.dataset import write_dataset
