@@ -47,6 +47,7 @@ import numpy as np
 from _machine import machine  # benchmarks/_machine.py
 
 TRAINER = '''"""Wall-clock-budgeted nnU-Net trainer for the alsseg side-by-side benchmark (CPU)."""
+import os
 import time
 
 import torch
@@ -59,6 +60,9 @@ BUDGET_S = {budget}
 class nnUNetTrainer_alssegBudget(nnUNetTrainer):
     def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        # one torch thread per core this process may run on (nnUNetv2_train sets multiprocessing.cpu_count(),
+        # which ignores taskset pinning)
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
         self.num_iterations_per_epoch = {iters_per_epoch}
         self.num_val_iterations_per_epoch = 2
         self.num_epochs = 100

@@ -5,7 +5,10 @@
    voxel goes to the nearest leg and the leg with the larger world x (RAS: +x = subject's right)
    is the right leg. With one leg, its side is the sign of its world x (scanner isocentre at
    x = 0) unless the caller says which side it is.
-2. **Largest connected component** per muscle per leg (3-D), the rest becomes background.
+2. **Largest connected component** per muscle per leg, the rest becomes background: in 3-D
+   where slices are at most ``MAX_CONNECTED_SLICE_SPACING_MM`` apart, else in each slice (far
+   apart slices, e.g. 7 mm every 37 mm, do not touch: a muscle that moves between them would
+   split into components of which only one survives).
 3. **Holes filled** per slice inside each muscle (only background voxels are filled).
 """
 
@@ -14,6 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from alsseg.labels import Anatomy
+
+# slices further apart than this (centre to centre, mm) are not treated as connected
+MAX_CONNECTED_SLICE_SPACING_MM = 15.0
 
 
 def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side: str | None = None):
@@ -66,12 +72,18 @@ def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side
     return out
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 3-D connected component (26-connectivity) of a bool mask."""
+def largest_component(mask: np.ndarray, per_slice: bool = False) -> np.ndarray:
+    """The largest 3-D connected component (26-connectivity) of a bool ``(X, Y, Z)`` mask, or
+    with ``per_slice`` the largest 2-D component (8-connectivity) of each axial slice."""
     from scipy import ndimage
 
     if not mask.any():
         return mask
+    if per_slice:
+        out = np.zeros_like(mask)
+        for z in range(mask.shape[2]):
+            out[:, :, z] = largest_component(mask[:, :, z:z + 1])[:, :, 0]
+        return out
     comp, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return mask
@@ -95,10 +107,12 @@ def postprocess(agnostic: np.ndarray, affine: np.ndarray, spacing_mm, anatomy: A
                 single_leg_side: str | None = None, clean: bool = True) -> np.ndarray:
     """Side-agnostic classes ``(X, Y, Z)`` on the RAS grid → side-specific label ids (uint8).
 
-    ``clean`` keeps the largest component per muscle per leg and fills holes.
+    ``clean`` keeps the largest component per muscle per leg (per slice where slices are more
+    than ``MAX_CONNECTED_SLICE_SPACING_MM`` apart) and fills holes. ``spacing_mm``: (x, y, z) mm.
     """
     out = np.zeros(agnostic.shape, np.uint8)
     side_map = split_legs(agnostic > 0, affine, spacing_mm, single_leg_side)
+    per_slice = float(spacing_mm[2]) > MAX_CONNECTED_SLICE_SPACING_MM
     for side in ("R", "L"):
         in_leg = (side_map == side)[:, :, None]
         if not in_leg.any():
@@ -108,7 +122,7 @@ def postprocess(agnostic: np.ndarray, affine: np.ndarray, spacing_mm, anatomy: A
             if not mm.any():
                 continue
             if clean:
-                mm = largest_component(mm)
+                mm = largest_component(mm, per_slice)
             out[mm] = m.index + anatomy.side_offsets[side]
     if clean:
         for lid in sorted(set(np.unique(out).tolist()) - {0}):

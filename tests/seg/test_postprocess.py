@@ -56,3 +56,21 @@ def test_largest_component_and_holes(toy):
     assert out[cx, cy, 2] == lab[cx, cy, 2]
     raw = postprocess(noisy, aff, (2.0, 2.0, 7.0), ANAT, clean=False)
     assert raw[cx, cy, 2] == 0
+
+
+def test_far_apart_slices_are_not_connected():
+    """7 mm slices keep the largest 3-D component; 37 mm slices keep each slice's largest piece,
+    so a muscle that shifts between far-apart slices is not cut down to one slice."""
+    agn = np.zeros((40, 20, 3), np.uint8)
+    agn[4:12, 4:12, 0] = 1   # TA, slice 0
+    agn[14:24, 4:14, 1] = 1  # TA moved in-plane in slice 1: no overlap with slice 0
+    agn[14:24, 4:14, 2] = 1
+    agn[30:32, 16:18, 1] = 1  # a stray TA speck in slice 1
+    aff = np.diag([2.0, 2.0, 7.0, 1.0])
+    aff[0, 3] = 10.0  # one leg, right
+    near = postprocess(agn, aff, (2.0, 2.0, 7.0), ANAT)
+    assert near[:, :, 0].max() == 0 and (near[:, :, 1:] == 1).sum() == 200
+    aff[2, 2] = 37.0
+    far = postprocess(agn, aff, (2.0, 2.0, 37.0), ANAT)
+    assert (far[:, :, 0] == 1).sum() == 64 and (far[:, :, 1:] == 1).sum() == 200
+    assert far[30:32, 16:18, 1].max() == 0  # the speck still goes
