@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--init", metavar="MODEL", help="start from a bundle (name or path): fine-tuning; the bundle's network and "
                         "preprocessing are kept, except that the recipe may add network.context_slices "
-                        "(a 2-D bundle becomes 2.5-D, its first layer inflated)")
+                        "(a 2-D bundle becomes 2.5-D, its first layer inflated) and, with "
+                        "train.init_preprocess: recipe, bring its own preprocessing (e.g. a finer spacing)")
     t.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     add_quiet(t)
     t.set_defaults(func=run_train)

@@ -141,11 +141,11 @@ def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: i
     ``context_slices``) says whether neighbouring slices go in as channels (2.5-D)."""
     import torch
 
+    from alsseg.seg.slices import uses_context
+
     X, Y, Z = prepared.ras.shape[:3]
     labels = np.zeros((X, Y, Z), np.uint8)
     probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
-    from alsseg.seg.slices import uses_context
-
     k = network.context_slices if network is not None else 0
     use = uses_context(k, prepared.ras.spacing_mm[2], network.max_context_spacing_mm) if k else False
     for z0, logits in sliding_logits(model, prepared.data, patch_size, device, context_slices=k, use_context=use):
