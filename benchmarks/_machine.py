@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 
 
 def machine() -> str:
@@ -15,4 +16,6 @@ def machine() -> str:
     except OSError:
         pass
     load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+    torch = sys.modules.get("torch")  # name the GPU only where the benchmark already uses torch
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch is not None and torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, Python {platform.python_version()}, load average {load}"

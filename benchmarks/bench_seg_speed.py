@@ -4,7 +4,7 @@ A synthetic subject is rendered on a 256 x 256 x 30 grid (1.6 x 1.6 x 7 mm) and 
 NIfTI; then ``alsseg segment`` runs on it (a) in-process (model load + read + predict + write)
 and (b) as a fresh ``alsseg`` process (adds interpreter start and imports). Median of repeats.
 
-    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3
+    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3 [--device cuda]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shape", default="256,256,30")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (alsseg segment --threads)")
+    ap.add_argument("--device", default="cpu", help="cpu (the target's machine) or cuda")
     args = ap.parse_args(argv)
 
     from alsseg.io import save_nifti
@@ -46,16 +47,17 @@ def main(argv=None) -> int:
     for r in range(args.repeats):
         t = time.perf_counter()
         assert cli(["segment", str(src), "--out", str(tmp / f"in{r}"), "--model", args.model, "-q",
-                    "--threads", str(args.threads)]) == 0
+                    "--threads", str(args.threads), "--device", args.device]) == 0
         t_in.append(time.perf_counter() - t)
     for r in range(args.repeats):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "alsseg", "segment", str(src), "--out", str(tmp / f"sub{r}"),
-                        "--model", args.model, "-q", "--threads", str(args.threads)], check=True)
+                        "--model", args.model, "-q", "--threads", str(args.threads), "--device", args.device],
+                       check=True)
         t_sub.append(time.perf_counter() - t)
 
     print(f"# inference time, {shape[0]}x{shape[1]}x{shape[2]} NIfTI in -> label NIfTI out, model load "
-          f"included; {machine()}, {args.threads} torch thread(s), "
+          f"included; {machine()}, device {args.device}, {args.threads} torch thread(s), "
           f"median of {args.repeats}")
     print("| how | median s | all runs s |")
     print("|---|---|---|")

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(a 2-D bundle becomes 2.5-D, its first layer inflated) and, with "
                         "train.init_preprocess: recipe, bring its own preprocessing (e.g. a finer spacing)")
     t.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    t.add_argument("--device", choices=["cpu", "cuda"],
+                   help="default: the GPU when there is one (under torchrun, GPU LOCAL_RANK), else the CPU")
     add_quiet(t)
     t.set_defaults(func=run_train)
 
@@ -142,7 +144,7 @@ def run_train(args) -> int:
 
     recipe = load_recipe(args.recipe)
     best = train(recipe, args.data, args.out, init=args.init, resume=args.resume, quiet=args.quiet,
-                 recipe_path=args.recipe)
+                 recipe_path=args.recipe, device=args.device)
     if not args.quiet:
         print(f"best mean validation Dice {best.get('mean_dice', float('nan')):.4f} "
               f"(iteration {best.get('iteration', '-')}); run in {args.out}")

@@ -23,39 +23,57 @@ def config_key(cfg: PreprocessConfig) -> str:
     return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: fewer cases to preprocess than this are done in the calling process
+MIN_CASES_PER_POOL = 8
+
+
 def load_prepared(ds: RawDataset, case_ids, cfg: PreprocessConfig, cache_dir: Path | None,
-                  progress: bool = False) -> list[dict]:
-    """Preprocess cases (cached as ``.npz`` under ``cache_dir/<config hash>/``).
+                  progress: bool = False, workers: int = 1) -> list[dict]:
+    """Preprocess cases (cached as ``.npz`` under ``cache_dir/<config hash>/``), in ``workers``
+    processes when at least :data:`MIN_CASES_PER_POOL` cases need preprocessing (workers are
+    spawned, safe in a process that already holds a GPU, and take about a second to start).
 
     Returns
     -------
-    list of dict with ``id``, ``image`` (X', Y', Z) float32, ``labels`` (X', Y', Z) uint8,
-    ``spacing_mm`` (2,) in-plane, ``slice_mm`` slice spacing.
+    list of dict (in ``case_ids`` order) with ``id``, ``image`` (X', Y', Z) float32, ``labels``
+    (X', Y', Z) uint8, ``spacing_mm`` (2,) in-plane, ``slice_mm`` slice spacing.
     """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
     from tqdm import tqdm
 
-    out = []
+    case_ids = list(case_ids)
     folder = None if cache_dir is None else Path(cache_dir) / config_key(cfg)
-    for cid in tqdm(case_ids, desc="preprocess", unit="case", disable=not progress):
-        f = None if folder is None else folder / f"{cid}.npz"
-        if f is not None and f.is_file():
-            z = np.load(f)
-            if "slice_mm" in z.files:  # (caches written before slice_mm was stored are rebuilt)
-                out.append({"id": cid, "image": z["image"], "labels": z["labels"], "spacing_mm": z["spacing_mm"],
-                            "slice_mm": float(z["slice_mm"])})
-                continue
-        img, lab = ds.load(cid)
-        prep = prepare(img, cfg)
-        lab_ras = img.with_data(lab).to_ras().data
-        plab = prepare_labels(lab_ras, prep).astype(np.uint8)
-        item = {"id": cid, "image": prep.data.astype(np.float32), "labels": plab,
-                "spacing_mm": np.asarray(prep.spacing_mm, np.float32), "slice_mm": float(prep.ras.spacing_mm[2])}
-        if f is not None:
-            with atomic_path(f, suffix=".npz") as tmp:
-                np.savez(tmp, image=item["image"], labels=item["labels"], spacing_mm=item["spacing_mm"],
-                         slice_mm=item["slice_mm"])
-        out.append(item)
-    return out
+    files = [None if folder is None else folder / f"{cid}.npz" for cid in case_ids]
+    bar = dict(total=len(case_ids), desc="preprocess", unit="case", disable=not progress)
+    todo = sum(f is None or not f.is_file() for f in files)
+    if workers <= 1 or todo < MIN_CASES_PER_POOL:
+        return [prepare_case(ds, cid, cfg, f) for cid, f in tqdm(list(zip(case_ids, files)), **bar)]
+    with ProcessPoolExecutor(min(workers, len(case_ids)), mp_context=mp.get_context("spawn")) as ex:
+        return list(tqdm(ex.map(prepare_case, repeat(ds), case_ids, repeat(cfg), files, chunksize=2), **bar))
+
+
+def prepare_case(ds: RawDataset, cid: str, cfg: PreprocessConfig, cache_file: Path | None) -> dict:
+    """One case of :func:`load_prepared`: read from ``cache_file`` when it holds it, else preprocess
+    (and write ``cache_file`` atomically)."""
+    if cache_file is not None and cache_file.is_file():
+        z = np.load(cache_file)
+        if "slice_mm" in z.files:  # (caches written before slice_mm was stored are rebuilt)
+            return {"id": cid, "image": z["image"], "labels": z["labels"], "spacing_mm": z["spacing_mm"],
+                    "slice_mm": float(z["slice_mm"])}
+    img, lab = ds.load(cid)
+    prep = prepare(img, cfg)
+    lab_ras = img.with_data(lab).to_ras().data
+    plab = prepare_labels(lab_ras, prep).astype(np.uint8)
+    item = {"id": cid, "image": prep.data.astype(np.float32), "labels": plab,
+            "spacing_mm": np.asarray(prep.spacing_mm, np.float32), "slice_mm": float(prep.ras.spacing_mm[2])}
+    if cache_file is not None:
+        with atomic_path(cache_file, suffix=".npz") as tmp:
+            np.savez(tmp, image=item["image"], labels=item["labels"], spacing_mm=item["spacing_mm"],
+                     slice_mm=item["slice_mm"])
+    return item
 
 
 def uses_context(context_slices: int, slice_mm: float, max_context_spacing_mm: float) -> bool:

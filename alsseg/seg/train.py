@@ -11,6 +11,8 @@
 
 Determinism: a batch depends only on ``(seed, rank, iteration)``; augmentation uses a torch
 generator seeded the same way, so a resumed run draws the batches an uninterrupted one would.
+Augmentation runs on the training device (on a GPU the CPU only crops patches), so the same
+seed gives the same batches on the same kind of device, not across CPU and GPU.
 A wall-clock budget (``train.max_minutes``) stops early and bends the poly learning-rate
 schedule to end on time (then runs are reproducible only up to where time cut them).
 """
@@ -86,9 +88,34 @@ def _save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def _cpus() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _training_device(requested: str | None, local: int, world: int):
+    """The device of this process: ``requested`` (``cpu``, ``cuda``), else GPU ``local`` when there
+    are GPUs, else the CPU. Raises InputError when torchrun starts more processes per node than
+    there are GPUs (two processes on one GPU would deadlock NCCL)."""
+    import torch
+
+    kind = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind not in ("cpu", "cuda"):
+        raise InputError("--device", f"must be cpu or cuda, not {requested!r}")
+    if kind == "cpu":
+        return torch.device("cpu")
+    n = torch.cuda.device_count()
+    if n == 0:
+        raise InputError("--device", "cuda asked for, but no GPU is visible")
+    if local >= n:
+        raise InputError("torchrun", f"{world} processes per node but {n} GPU(s): use --nproc_per_node={n}, "
+                                     "or --device cpu")
+    return torch.device("cuda", local)
+
+
 def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path | None = None,
           resume: bool = False, quiet: bool = False, recipe_path: str | Path | None = None,
-          max_iterations: int | None = None) -> dict:
+          max_iterations: int | None = None, device: str | None = None) -> dict:
     """Train a model from a recipe on an nnU-Net raw dataset; returns the best validation metrics.
 
     Parameters
@@ -100,6 +127,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         ``"recipe"``) preprocessing start the run (fine-tuning).
     resume : continue from ``out/checkpoints/last.pt``.
     max_iterations : stop after this many iterations in this call (for tests of interruption).
+    device : ``"cpu"`` or ``"cuda"`` (one GPU per torchrun process); default: GPU when there is one.
 
     Raises
     ------
@@ -116,13 +144,11 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
 
     rank, world, local = _dist_info()
     distributed = world > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local)
+    device = _training_device(device, local, world)
+    if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, recipe.train.num_threads // world))
 
     out = Path(out)
@@ -175,12 +201,12 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             write_text_atomic(out / "run.json", json.dumps(spec, indent=1))
-        train_cases = load_prepared(ds, ds.split["train"], pre, cache, progress=not quiet)
+        train_cases = load_prepared(ds, ds.split["train"], pre, cache, progress=not quiet, workers=_cpus())
     if distributed:
         dist.barrier()
     if rank != 0:
         train_cases = load_prepared(ds, ds.split["train"], pre, cache)
-    val_cases = load_prepared(ds, ds.split["val"], pre, cache) if rank == 0 else []
+    val_cases = load_prepared(ds, ds.split["val"], pre, cache, workers=_cpus()) if rank == 0 else []
     spacing = float(np.mean([c["spacing_mm"].mean() for c in train_cases]))
     pad_label = ignore if ignore is not None else 255  # z-padding of 3-D patches (and the sampler's ignore)
     loss_ignore = pad_label if net.spatial_dims == 3 else ignore
@@ -275,7 +301,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     per_rank_batch = max(1, cfg.batch_size // world)
     budget_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
     stop_at = cfg.iterations if max_iterations is None else min(cfg.iterations, it0 + max_iterations)
-    gen = torch.Generator(device="cpu")
+    gen = torch.Generator(device=device)
     t_start = time.time()
     bar = tqdm(total=cfg.iterations, initial=it0, desc="train", unit="it", disable=quiet or rank != 0)
     running = []
@@ -286,7 +312,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         elapsed = elapsed0 + time.time() - t_start
         if budget_s is not None:
             # all ranks agree on stopping (rank 0's clock decides)
-            flag = torch.tensor([1.0 if elapsed >= budget_s else 0.0])
+            flag = torch.tensor([1.0 if elapsed >= budget_s else 0.0], device=device)  # NCCL: on the GPU
             if distributed:
                 dist.broadcast(flag, 0)
             if flag.item() > 0:
@@ -299,12 +325,11 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
             g["lr"] = lr
         xs, ys = sampler.sample(per_rank_batch, cfg.seed, rank, it)
         gen.manual_seed(int(cfg.seed) * 1_000_003 + rank * 7919 + it)
+        x, y = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
         if net.spatial_dims == 3:  # the same in-plane transform in every slice of a patch
-            x, y = augment_volume_batch(torch.from_numpy(xs), torch.from_numpy(ys), recipe.augment, gen, spacing,
-                                        pad_label)
+            x, y = augment_volume_batch(x, y, recipe.augment, gen, spacing, pad_label)
         else:
-            x, y = augment_batch(torch.from_numpy(xs), torch.from_numpy(ys), recipe.augment, gen, spacing)
-        x, y = x.to(device), y.to(device)
+            x, y = augment_batch(x, y, recipe.augment, gen, spacing)
         logits = ddp_model(x)
         loss = masked_dice_ce(logits, y, loss_ignore, cfg.dice_weight, cfg.ce_weight)
         opt.zero_grad(set_to_none=True)

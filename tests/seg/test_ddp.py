@@ -31,7 +31,7 @@ def test_torchrun_two_cpu_processes(tmp_path, toy_dataset, tiny_recipe_file, var
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "alsseg", "train", "--recipe", str(recipe_file), "--data", str(toy_dataset),
-           "--out", str(run), "-q"]
+           "--out", str(run), "-q", "--device", "cpu"]  # 2 CPU processes, also where there is a GPU
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     ck = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
