@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="synthetic: random acquisition grids per subject (contrasts spread over them)")
     p.add_argument("--als-fraction", type=float, default=0.5,
                    help="synthetic: fraction of subjects with ALS-like atrophy / fat / oedema")
-    p.add_argument("--workers", type=int, default=1, help="synthetic: parallel rendering processes")
+    p.add_argument("--workers", type=int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
     p.add_argument("--image", default="mese", choices=("mese", "anat"), help="BIDS: image to pair with labels")
     p.add_argument("--labels-from", default="groundtruth", help="BIDS: derivative folder of the label maps")
     p.add_argument("--sparse-every", type=int, metavar="N", help="keep every N-th slice annotated (others ignored)")
@@ -125,7 +125,8 @@ def run_dataset(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_dataset(tmp / "ds", cases, val_fraction=args.val_fraction, seed=args.seed,
-                      sparse_every=args.sparse_every, extra=extra, progress=not args.quiet)
+                      sparse_every=args.sparse_every, extra=extra, progress=not args.quiet,
+                      write_threads=args.workers)
         if out.exists():
             if any(out.iterdir()):
                 raise InputError(out, "exists and is not empty")

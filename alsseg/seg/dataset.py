@@ -19,6 +19,8 @@ annotated (sparse, every n-th slice annotation); it contributes to no loss term.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -100,7 +102,8 @@ def dataset_json(anatomy: Anatomy, n_training: int, channel: str = "MRI", extra:
 
 def write_dataset(root: str | Path, cases: Iterable[Case], *, anatomy: str = "lowerleg",
                   val_fraction: float = 0.2, seed: int = 0, sparse_every: int | None = None,
-                  channel: str = "MRI", extra: dict | None = None, progress: bool = False) -> Path:
+                  channel: str = "MRI", extra: dict | None = None, progress: bool = False,
+                  write_threads: int = 1) -> Path:
     """Write cases in the nnU-Net v2 raw layout with a fixed, saved train/validation split.
 
     Args:
@@ -109,6 +112,8 @@ def write_dataset(root: str | Path, cases: Iterable[Case], *, anatomy: str = "lo
         val_fraction: fraction of *groups* (the part of the case id before ``__``, e.g. one
             synthetic subject rendered in several contrasts) kept for validation.
         sparse_every: keep only every n-th slice annotated (others → ignore label).
+        write_threads: threads compressing and writing the NIfTI files (gzip releases the GIL;
+            with cases rendered in parallel processes, one writing thread is the bottleneck).
 
     Raises:
         InputError: bad labels, image/label grid mismatch, an existing dataset at ``root``.
@@ -120,19 +125,27 @@ def write_dataset(root: str | Path, cases: Iterable[Case], *, anatomy: str = "lo
     if (root / "dataset.json").exists():
         raise InputError(root, "already holds a dataset.json; choose a new folder")
     ids = []
-    for case in tqdm(cases, desc="dataset", unit="case", disable=not progress):
-        image = case.image
-        if image.data.ndim != 3:
-            raise InputError(image.path or case.case_id, f"image is {image.data.ndim}-D, expected 3-D")
-        if case.labels.shape != image.data.shape:
-            raise InputError(case.source or case.case_id, f"label grid {case.labels.shape} does not match "
-                                                          f"image grid {image.data.shape}")
-        agn = to_side_agnostic(case.labels, anat, case.source or case.case_id)
-        if sparse_every and sparse_every > 1:
-            agn = sparsify(agn, sparse_every, anat)
-        save_nifti(Image(image.data.astype(np.float32), image.affine), root / "imagesTr" / f"{case.case_id}_0000.nii.gz")
-        save_nifti(Image(agn, image.affine), root / "labelsTr" / f"{case.case_id}.nii.gz", dtype=np.uint8)
-        ids.append(case.case_id)
+    with ThreadPoolExecutor(max(1, write_threads)) as pool:
+        pending = deque()
+        for case in tqdm(cases, desc="dataset", unit="case", disable=not progress):
+            image = case.image
+            if image.data.ndim != 3:
+                raise InputError(image.path or case.case_id, f"image is {image.data.ndim}-D, expected 3-D")
+            if case.labels.shape != image.data.shape:
+                raise InputError(case.source or case.case_id, f"label grid {case.labels.shape} does not match "
+                                                              f"image grid {image.data.shape}")
+            agn = to_side_agnostic(case.labels, anat, case.source or case.case_id)
+            if sparse_every and sparse_every > 1:
+                agn = sparsify(agn, sparse_every, anat)
+            pending.append(pool.submit(save_nifti, Image(image.data.astype(np.float32), image.affine),
+                                       root / "imagesTr" / f"{case.case_id}_0000.nii.gz"))
+            pending.append(pool.submit(save_nifti, Image(agn, image.affine),
+                                       root / "labelsTr" / f"{case.case_id}.nii.gz", dtype=np.uint8))
+            ids.append(case.case_id)
+            while len(pending) > 4 * max(1, write_threads):  # bounded memory: wait for the oldest
+                pending.popleft().result()
+        for f in pending:
+            f.result()
     if not ids:
         raise InputError(root, "no cases to write")
     write_text_atomic(root / "splits_final.json", json.dumps([make_split(ids, val_fraction, seed)], indent=1))

@@ -57,6 +57,31 @@ def test_labels_outside_table_refused(tmp_path, toy):
         write_dataset(tmp_path / "ds", [Case("x__a", case.image, bad, "x.nii.gz")])
 
 
+def test_writing_threads_give_the_serial_dataset(tmp_path, toy):
+    """Files written by 3 threads (more cases than the bounded queue) equal the serial ones."""
+    cases = toy.cases(7)
+    write_dataset(tmp_path / "serial", cases, val_fraction=0.3)
+    write_dataset(tmp_path / "threads", cases, val_fraction=0.3, write_threads=3)
+    files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert len(files) == 2 * 7 + 2
+    for f in files:
+        a, b = tmp_path / "serial" / f, tmp_path / "threads" / f
+        if f.suffix == ".gz":
+            np.testing.assert_array_equal(load_nifti(a).data, load_nifti(b).data)
+        else:
+            assert a.read_bytes() == b.read_bytes()
+
+
+def test_labels_outside_table_refused_with_threads(tmp_path, toy):
+    cases = toy.cases(3)
+    bad = cases[2].labels.copy()
+    bad[0, 0, 0] = 9
+    with pytest.raises(InputError, match=r"\[9\]"):
+        write_dataset(tmp_path / "ds", cases[:2] + [Case("x__a", cases[2].image, bad, "x.nii.gz")],
+                      write_threads=2)
+    assert not (tmp_path / "ds" / "dataset.json").exists()
+
+
 def test_grid_mismatch_refused(tmp_path, toy):
     case = toy.cases(1)[0]
     with pytest.raises(InputError, match="does not match"):
