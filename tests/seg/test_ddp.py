@@ -11,7 +11,7 @@ import torch
 
 #: network/train overrides of the tiny recipe: 2-D as it is, 2.5-D, 3-D
 VARIANTS = {
-    "2d": ({}, {}),
+    "2d": ({}, {"max_minutes": 30.0}),  # a wall-clock budget: the stop flag is broadcast every iteration
     "2.5d": ({"context_slices": 1}, {}),
     "3d": ({"spatial_dims": 3, "strides": [[2, 2, 1], [2, 2, 1]]}, {"patch_size": [32, 32, 4], "batch_size": 2}),
 }

@@ -82,7 +82,8 @@ def test_train_on_gpu_resumes(tmp_path, toy_dataset, tiny_recipe_file):
 @needs_gpu
 @pytest.mark.slow
 def test_torchrun_on_the_gpus(tmp_path, toy_dataset, tiny_recipe_file):
-    """torchrun with one process per GPU (NCCL), including the wall-clock stop broadcast."""
+    """torchrun with one process per GPU: DDP over NCCL with the wall-clock stop-flag broadcast
+    where there are 2 or more GPUs; with one GPU a single process (no DDP) on that GPU."""
     import yaml
 
     recipe = yaml.safe_load(tiny_recipe_file.read_text())
