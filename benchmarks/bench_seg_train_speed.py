@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             tr = replace(base.train, batch_size=b, iterations=args.iterations,
                          iterations_per_epoch=args.iterations, max_minutes=None,
                          num_threads=args.threads or base.train.num_threads)
-            run = work / f"run-{dev}-{b}"
+            run = Path(tempfile.mkdtemp(prefix=f"run-{dev}-{b}-", dir=work)) / "run"  # re-runs in --work: new runs
             train(replace(base, train=tr), data, run, quiet=True, device=dev)
             el = json.loads((run / "run.json").read_text())["elapsed_s"]
             rows.append((dev, b, args.iterations / el, args.iterations * b / el))
