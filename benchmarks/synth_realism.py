@@ -84,6 +84,57 @@ def ratios(data: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return {k: data[masks[k]].mean(0) / mus for k in ("fat", "marrow", "cortex") if masks[k].sum() > 20}
 
 
+#: The gastrocnemius–soleus septum of the shipped real scan: RAS voxel columns searched, rows and
+#: slices (0-based) where it crosses the x axis once (chosen by eye on echo 1; docs/synth.md).
+REAL_SEPTUM_WINDOW = (slice(138, 166), range(40, 65), range(2, 6))
+
+
+def septum_dip(row: np.ndarray, j: int) -> float:
+    """Darkness of a septum on a 1-D profile: the minimum within 2 voxels of ``j`` over the
+    median of the muscle 3–6 voxels either side (1: invisible, 0: black)."""
+    side = np.r_[row[max(j - 6, 0):max(j - 2, 0)], row[j + 3:j + 7]]
+    return float(row[max(j - 2, 0):j + 3].min() / np.median(side))
+
+
+def real_septum_dips(e1: np.ndarray, window=REAL_SEPTUM_WINDOW) -> np.ndarray:
+    """Septum dips along x of the real echo-1 image ``(X, Y, Z)`` (RAS): per row of ``window``,
+    the septum is the darkest voxel of the searched columns."""
+    xs, ys, zs = window
+    out = []
+    for z in zs:
+        for y in ys:
+            j = int(np.argmin(e1[xs, y, z]))
+            if 3 < j < xs.stop - xs.start - 3:
+                out.append(septum_dip(e1[:, y, z], xs.start + j))
+    return np.array(out)
+
+
+def synth_septum_dips(e1: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Septum dips along x of a phantom image ``(X, Y, Z)``: wherever the label map goes from a
+    gastrocnemius to soleus (or back) across at most 2 non-muscle voxels, with 5 voxels of
+    muscle on both sides."""
+    from alsseg.labels import load_anatomy
+
+    anat = load_anatomy()
+    gastrocnemius = {anat.label_id(m, side) for m in ("GM", "GL") for side in anat.side_offsets}
+    muscle = gastrocnemius | {anat.label_id("SOL", side) for side in anat.side_offsets}
+    out = []
+    for z in range(e1.shape[2]):
+        for y in range(e1.shape[1]):
+            lab = labels[:, y, z]
+            for x in range(7, lab.size - 10):
+                if lab[x] not in muscle:
+                    continue
+                k = x + 1
+                while k < x + 4 and lab[k] not in muscle:
+                    k += 1
+                if lab[k] not in muscle or (lab[x] in gastrocnemius) == (lab[k] in gastrocnemius):
+                    continue
+                if all(v in muscle for v in lab[x - 4:x + 1]) and all(v in muscle for v in lab[k:k + 5]):
+                    out.append(septum_dip(e1[:, y, z], (x + k) // 2))
+    return np.array(out)
+
+
 def render_phantom(series, seed: int, snr: float):
     """The phantom on the real scan's voxel size, thickness and protocol (contiguous slices over
     the calf, legs centred).
@@ -155,13 +206,15 @@ def noise_floor(data: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, flo
             "muscle_sigma_last": float(mad) / ref}
 
 
-def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0) -> dict:
+def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0, *, septum_window: bool = True) -> dict:
     """Contrast ratios of the real scan and of one phantom per seed.
 
     Args:
         real: the real :class:`alsseg.io.MeseSeries`.
         seeds: phantom seeds (one healthy subject each).
         snr: phantom SNR (mean muscle echo-1 signal / σ).
+        septum_window: measure the septum of the real scan in :data:`REAL_SEPTUM_WINDOW` (only
+            meaningful for the shipped scan).
 
     Returns:
         dict with ``te_ms (E,)``, ``real`` and ``synth`` (``{tissue: (E,)}`` ratios;
@@ -170,7 +223,8 @@ def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0) -> dict:
         (E,)}`` per cent difference of the median synthetic ratio), ``muscle_real`` /
         ``muscle_synth`` (``(E,)`` / ``(S, E)`` muscle trains over their echo 1), ``masks_real``,
         ``noise_real``, ``noise_synth`` (list), ``data_real`` and the first seed's ``data_synth``,
-        ``grid``, ``labels``.
+        ``grid``, ``labels``, ``septum_real`` (``(N,)`` dips of the real scan, or None) and
+        ``septum_synth`` (per seed, ``(N_s,)`` dips at echo 1; :func:`septum_dip`).
     """
     rimg = real.image.to_ras()
     rdata = rimg.data.astype(np.float32)
@@ -178,7 +232,8 @@ def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0) -> dict:
     rr = ratios(rdata, rmask)
     out = {"te_ms": np.asarray(real.echo_times_ms, float), "real": rr, "synth": {}, "masks_real": rmask,
            "data_real": rdata, "noise_real": noise_floor(rdata, rmask), "noise_synth": [],
-           "muscle_synth": [], "sigma_synth": []}
+           "muscle_synth": [], "sigma_synth": [], "septum_synth": [],
+           "septum_real": real_septum_dips(rdata[..., 0]) if septum_window else None}
     mr = rdata[rmask["muscle"]].mean(0)
     out["muscle_real"] = mr / mr[0]
     for i, seed in enumerate(seeds):
@@ -189,6 +244,7 @@ def compare(real, seeds=(0, 1, 2, 3, 4), snr: float = 150.0) -> dict:
         out["muscle_synth"].append(ms / ms[0])
         out["noise_synth"].append(noise_floor(sdata, smask))
         out["sigma_synth"].append(render_phantom.last_sigma / float(ms[0]))
+        out["septum_synth"].append(synth_septum_dips(sdata[..., 0], render_phantom.last_labels))
         if i == 0:
             out.update(data_synth=sdata, grid=grid, labels=render_phantom.last_labels, masks_synth=smask)
     out["muscle_synth"] = np.array(out["muscle_synth"])
@@ -215,7 +271,7 @@ def main(argv=None) -> int:
     from alsseg.io import load_mese
 
     real = load_mese(args.real)
-    res = compare(real, args.seeds, args.snr)
+    res = compare(real, args.seeds, args.snr, septum_window=Path(args.real).resolve() == DEFAULT_REAL.resolve())
     te, rr, md, diff = res["te_ms"], res["real"], res["median_diff"], res["diff"]
     rdata, sdata, grid = res["data_real"], res["data_synth"], res["grid"]
     rmask, smask = res["masks_real"], res["masks_synth"]
@@ -251,6 +307,16 @@ def main(argv=None) -> int:
           f"real muscle σ at the last echo ≤ {nr['muscle_sigma_last']:.4f}; synthetic σ {np.median(res['sigma_synth']):.4f}, "
           f"background mean {np.median([n['air_mean'] for n in ns]):.4f}, muscle σ at the last echo "
           f"{np.median([n['muscle_sigma_last'] for n in ns]):.4f}")
+
+    ss = np.concatenate(res["septum_synth"])
+    line = (f"# gastrocnemius–soleus septum at echo 1 (profile minimum / adjacent muscle, 1 = invisible): "
+            f"synthetic median {np.median(ss):.2f} (IQR {np.percentile(ss, 25):.2f}–{np.percentile(ss, 75):.2f}, "
+            f"{ss.size} profiles; per seed " + ", ".join(f"{np.median(d):.2f}" for d in res["septum_synth"]) + ")")
+    if res["septum_real"] is not None:
+        sr = res["septum_real"]
+        line += (f"; real median {np.median(sr):.2f} (IQR {np.percentile(sr, 25):.2f}–{np.percentile(sr, 75):.2f}, "
+                 f"{sr.size} profiles)")
+    print(line)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,12 @@ Reads ``../shared/data/mese-leg-3t`` (17 enhanced multi-frame DICOM files, one p
 ``alsseg.io.load_mese``, segments echo 1 with the bundle, and draws every slice with the labels
 outlined, plus a few held-out synthetic cases (image | truth | prediction).
 
-    python training/figure_overlay.py --model lowerleg-unet --out models/lowerleg-unet/docs/overlay_mese_echo1.png
+    python training/figure_overlay.py --model lowerleg-unet --out models/lowerleg-unet/docs/overlay_mese_echo1.png \
+        [--compare OTHER_BUNDLE]
+
+Also prints the volume of every label (ml; a voxel is the grid spacing, gaps included) and, with
+``--compare``, the other bundle's volumes and the Dice between the two predictions: the scan has
+no manual reference, so this is how two models are compared on it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scan", default=str(REPO.parent / "shared" / "data" / "mese-leg-3t"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--side", default=None, choices=("R", "L"))
+    ap.add_argument("--compare", help="another bundle: print its label volumes and its agreement with --model")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -69,6 +75,19 @@ def main(argv=None) -> int:
         fig.savefig(tmp, dpi=80)
     out.chmod(0o644)
     print(f"{out}: {len(found)} labels ({names})")
+    other = None
+    if args.compare:
+        other = Segmenter.from_bundle(args.compare).predict(mese.image, single_leg_side=args.side).to_ras().data
+    voxel_ml = float(np.prod(img.spacing_mm)) / 1000.0
+    print("| label | " + " | ".join([f"{args.model} ml"] + ([f"{args.compare} ml", "Dice between"] if other is not None else []))
+          + " |")
+    for lb in seg.anatomy.labels:
+        a = lab == lb.id
+        cells = [f"{a.sum() * voxel_ml:.1f}"]
+        if other is not None:
+            b = other == lb.id
+            cells += [f"{b.sum() * voxel_ml:.1f}", f"{2 * (a & b).sum() / max(a.sum() + b.sum(), 1):.3f}"]
+        print(f"| {lb.name} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -85,6 +85,7 @@ class LegParams:
         tibia_angle_deg, fibula_angle_deg: direction of the bones from the leg centre.
         proportions: muscle → relative size factor.
         septum_fat_mm: thickness of the fat layer along intermuscular septa.
+        septum_mm: thickness of the septa's collagen (fascia) sheet.
         denervation: latent denervation of this leg, 0 (healthy) … 1 (end stage).
         severity: muscle → disease severity 0..1 (from denervation and susceptibility).
         t2_water_ms: muscle → water T2 of the healthy-part baseline.
@@ -111,6 +112,7 @@ class LegParams:
     fibula_angle_deg: float
     proportions: dict
     septum_fat_mm: float
+    septum_mm: float
     denervation: float
     severity: dict
     t2_water_ms: dict
@@ -177,6 +179,10 @@ class Subject:
 FAT_T2_MS = 151.0
 FAT_T1_MS = 365.0
 MUSCLE_T1_MS = 1400.0
+#: thickness range (mm) of the collagen sheet of the intermuscular septa, drawn per subject: the
+#: gastrocnemius–soleus septum of the real 3 T scan is a dark line that 1.8–2.4 mm matches
+#: (docs/synth.md, *Intermuscular septa*); thinner, fainter septa keep a model from relying on them.
+SEPTUM_FASCIA_MM_RANGE = (1.0, 2.4)
 #: subject-level transmit scale of the refocusing/excitation pulses (``b1_mean``, drawn uniformly)
 #: and the amplitude of its smooth spatial variation across both calves (``b1_amplitude``).
 #: At 3 T the RF wavelength in tissue (≈ 26–30 cm) is 2–3 times a calf's diameter (10–13 cm),
@@ -193,7 +199,7 @@ DEFAULT_TISSUES = {
     "air": dict(pd=0.0, t2_ms=30.0, t1_ms=1000.0, ff=0.0),
     "skin": dict(pd=0.75, t2_ms=35.0, t1_ms=1000.0, ff=0.35),
     "fat": dict(pd=1.45, t2_ms=40.0, t1_ms=1000.0, ff=0.95, fat_t2_ms=125.0),
-    "fascia": dict(pd=0.35, t2_ms=25.0, t1_ms=900.0, ff=0.4),
+    "fascia": dict(pd=0.4, t2_ms=5.0, t1_ms=800.0, ff=0.0),
     "cortex": dict(pd=0.06, t2_ms=2.0, t1_ms=500.0, ff=0.0),
     "marrow": dict(pd=1.1, t2_ms=40.0, t1_ms=900.0, ff=0.9, fat_t2_ms=135.0),
     "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
@@ -247,6 +253,8 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     else:
         denervation = {s: float(np.clip(denervation[s], 0, 1)) for s in ("R", "L")}
     rng_d = np.random.default_rng([seed, 1])  # disease draws apart, so anatomy is stable across disease levels
+    # septa apart too (added later: the other draws, and so every seed's anatomy, stay as they were)
+    septum_mm = _u(np.random.default_rng([seed, 2]), *SEPTUM_FASCIA_MM_RANGE)
     if group is None:
         group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
 
@@ -289,6 +297,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             fibula_angle_deg=_u(rng, -32, -12),
             proportions={m: props_common[m] * _u(rng, 0.95, 1.05) for m in MUSCLES},
             septum_fat_mm=_u(rng, 0.05, 0.6),
+            septum_mm=septum_mm,
             denervation=dn,
             severity=severity,
             t2_water_ms={m: t2_base[m] + rng.normal(0, 0.4) for m in MUSCLES},
@@ -617,7 +626,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         paint(FAT, streak)
     sep_fat = thin_sheet_fraction(d_sep, leg.septum_fat_mm + 0.4, h) * inside_mus
     paint(FAT, sep_fat * (leg.septum_fat_mm / (leg.septum_fat_mm + 0.4)))
-    paint(FASCIA, thin_sheet_fraction(d_sep, 0.6, h) * inside_mus)
+    paint(FASCIA, thin_sheet_fraction(d_sep, leg.septum_mm, h) * inside_mus)
     # deep fascia (muscle boundary) and the interosseous membrane
     paint(FASCIA, thin_sheet_fraction(np.abs(depth), 0.7, h) * (tib_depth < 0))
 

@@ -59,9 +59,10 @@ def test_truth_volumes_equal_the_label_map(tiny_cohort):
             if m.any():
                 assert r.t2_water_voxel_ms == pytest.approx(t2[m].mean(), rel=1e-4)
                 diffs.append(r.t2_water_voxel_ms - r.t2_water_ms)
-    # the muscle tissue's own T2 differs from the voxel-level mean only by partial volume (with
-    # fat, vessels, fascia: longer T2), which is small for most muscles even on this coarse grid
-    assert 0 <= np.median(diffs) < 2.0
+    # the muscle tissue's own T2 differs from the voxel-level mean only by partial volume (fat and
+    # vessels: longer T2; fascia, 5 ms: shorter), which is small for most muscles even on this
+    # coarse grid
+    assert abs(np.median(diffs)) < 2.0
     assert (gt / "dseg.tsv").exists() and (tiny_cohort / "phenotype" / "motor.json").exists()
 
 
@@ -164,7 +165,7 @@ def test_truth_t1_is_the_apparent_t1_an_ir_fit_reads(tiny_cohort):
     from alsseg.synth.grid import Grid
 
     table = pd.read_csv(tiny_cohort / "derivatives" / "groundtruth" / "muscles.tsv", sep="\t").dropna()
-    # voxel-level water T1: muscle water 1400 ms, partial volume with fascia (900) and veins (1900)
+    # voxel-level water T1: muscle water 1400 ms, partial volume with fascia (800) and veins (1900)
     assert table.t1_water_ms.between(1300.0, 1450.0).all()
     assert (table.t1_ms < table.t1_water_ms + 1).all()
     fatty = table.fat_fraction_voxel > 0.1
