@@ -111,7 +111,7 @@ def real_septum_dips(e1: np.ndarray, window=REAL_SEPTUM_WINDOW) -> np.ndarray:
 
 def synth_septum_dips(e1: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Septum dips along x of a phantom image ``(X, Y, Z)``: wherever the label map goes from a
-    gastrocnemius to soleus (or back) across at most 2 non-muscle voxels, with 5 voxels of
+    gastrocnemius to soleus (or back) across at most 3 non-muscle voxels, with 5 voxels of
     muscle on both sides."""
     from alsseg.labels import load_anatomy
 

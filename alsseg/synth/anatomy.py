@@ -180,7 +180,7 @@ FAT_T2_MS = 151.0
 FAT_T1_MS = 365.0
 MUSCLE_T1_MS = 1400.0
 #: thickness range (mm) of the collagen sheet of the intermuscular septa, drawn per subject: the
-#: gastrocnemius–soleus septum of the real 3 T scan is a dark line that 1.8–2.4 mm matches
+#: gastrocnemius–soleus septum of the real 3 T scan is a dark line that about 2.2–2.4 mm matches
 #: (docs/synth.md, *Intermuscular septa*); thinner, fainter septa keep a model from relying on them.
 SEPTUM_FASCIA_MM_RANGE = (1.0, 2.4)
 #: subject-level transmit scale of the refocusing/excitation pulses (``b1_mean``, drawn uniformly)
