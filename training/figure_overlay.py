@@ -7,7 +7,7 @@ outlined, plus a few held-out synthetic cases (image | truth | prediction).
     python training/figure_overlay.py --model lowerleg-unet --out models/lowerleg-unet/docs/overlay_mese_echo1.png \
         [--compare OTHER_BUNDLE]
 
-Also prints the volume of every label (ml; a voxel is the grid spacing, gaps included) and, with
+Also prints the volume of every label found (ml; a voxel is the grid spacing, gaps included) and, with
 ``--compare``, the other bundle's volumes and the Dice between the two predictions: the scan has
 no manual reference, so this is how two models are compared on it.
 """
@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     mese = load_mese(args.scan)
     pred = seg.predict(mese.image, single_leg_side=args.side)
     img = mese.image.with_data(mese.image.data[..., 0]).to_ras()
-    lab = pred.to_ras().data
+    pred_ras = pred.to_ras()
+    lab = pred_ras.data
     Z = img.shape[2]
     ncol = (Z + 1) // 2
     aspect = img.shape[1] / img.shape[0]
@@ -75,19 +76,18 @@ def main(argv=None) -> int:
         fig.savefig(tmp, dpi=80)
     out.chmod(0o644)
     print(f"{out}: {len(found)} labels ({names})")
-    other = None
-    if args.compare:
-        other = Segmenter.from_bundle(args.compare).predict(mese.image, single_leg_side=args.side).to_ras().data
-    voxel_ml = float(np.prod(img.spacing_mm)) / 1000.0
-    print("| label | " + " | ".join([f"{args.model} ml"] + ([f"{args.compare} ml", "Dice between"] if other is not None else []))
+    # per-label volumes (and agreement) by the project's own metrics; "truth" is the other bundle
+    from alsseg.seg.evaluate import evaluate_labels
+
+    other = (Segmenter.from_bundle(args.compare).predict(mese.image, single_leg_side=args.side).to_ras()
+             if args.compare else pred_ras)
+    print("| label | " + " | ".join([f"{args.model} ml"] + ([f"{args.compare} ml", "Dice between"] if args.compare else []))
           + " |")
-    for lb in seg.anatomy.labels:
-        a = lab == lb.id
-        cells = [f"{a.sum() * voxel_ml:.1f}"]
-        if other is not None:
-            b = other == lb.id
-            cells += [f"{b.sum() * voxel_ml:.1f}", f"{2 * (a & b).sum() / max(a.sum() + b.sum(), 1):.3f}"]
-        print(f"| {lb.name} | " + " | ".join(cells) + " |")
+    for r in evaluate_labels(pred_ras, other, seg.anatomy, hd=False):
+        cells = [f"{r['volume_pred_ml']:.1f}"]
+        if args.compare:
+            cells += [f"{r['volume_true_ml']:.1f}", f"{r['dice']:.3f}"]
+        print(f"| {r['muscle']}_{r['side']} | " + " | ".join(cells) + " |")
     return 0
 
 
