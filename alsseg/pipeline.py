@@ -839,7 +839,9 @@ def shipped_model_available(model: str) -> bool:
     p = Path(model)
     if p.is_dir():
         return (p / "configs" / "metadata.json").is_file()
-    models = Path(__file__).resolve().parents[1] / "models" / model
+    from alsseg.bundles import SHIPPED_DIR
+
+    models = SHIPPED_DIR / model
     return (models / "configs" / "metadata.json").is_file()
 
 

@@ -25,8 +25,10 @@ from alsseg.io.errors import InputError
 from alsseg.labels import load_anatomy
 from alsseg.seg.recipe import PreprocessConfig, recipe_from_dict
 
-#: where shipped bundles live (the repository's ``models/`` folder).
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+from alsseg.bundles import SHIPPED_DIR
+
+#: where shipped bundles live: the repository's ``models/`` folder, installed as ``alsseg.bundles``.
+MODELS_DIR = SHIPPED_DIR
 DEFAULT_MODEL = "lowerleg-unet"
 WEIGHTS = "models/model.pt"
 

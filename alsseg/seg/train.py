@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -245,8 +246,10 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(out / "tb"), purge_step=it0 if it0 else None)
-        except ImportError:  # tensorboard optional: the CSV log stays
+        except ImportError:  # tensorboard optional: the CSV log stays, and the user is told
             writer = None
+            print("alsseg: note: tensorboard is not installed (pip install 'alsseg[tensorboard]'); "
+                  f"training curves go to {log_path} only", file=sys.stderr)
         if not log_path.exists():
             write_text_atomic(log_path, ",".join(["iteration", "epoch", "loss", "lr", "elapsed_s"]
                                                  + [f"dice_{m}" for m in muscles] + ["dice_mean"]) + "\n")
