@@ -169,7 +169,7 @@ def cmd_run(args) -> int:
 
         if res.status == "skipped":
             print(f"{job.name}: already finished in {out} (use --force to redo)")
-        tsv = pipeline._bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
+        tsv = pipeline.bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
         t = pd.read_csv(tsv, sep="\t", na_values="n/a")
         cols = ["muscle", "side", "volume_ml", "t2_water_ms", "fat_fraction", "b1", "t1_ms", "good_fit_fraction", "cut_fov"]
         print(t[[c for c in cols if c in t]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -167,8 +167,8 @@ def test_qc_lists_subjects_without_scans_and_scans_without_subjects(tiny_bids_wr
     assert ("failed fits", "sub-01_ses-01 TA_L") in kinds
 
 
-def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path, monkeypatch):
-    """Without a label map the session is segmented by the bundle's Segmenter (here a stand-in
+def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path):
+    """Without a label map the session is segmented by the segmenter passed in (here a stand-in
     that returns the true labels, so the wiring is tested without torch)."""
     from alsseg.io import Image
 
@@ -180,9 +180,8 @@ def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path, mo
             lab, _, _ = tiny_arrays()
             return Image(lab.astype(np.uint8), image.affine)
 
-    monkeypatch.setattr(pipeline, "_segmenter", lambda model: FakeSegmenter())
     opts = pipeline.PipelineOptions(model="fake-model", fit_t1=False)
-    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", opts, quiet=True)
+    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", opts, quiet=True, segmenter=FakeSegmenter())
     assert [r.status for r in res] == ["done"] * 3
     assert calls and all(c == (26, 14, 4, 17) for c in calls)  # the 4-D MESE goes to the model
     rec = json.loads((tmp_path / "d/sub-01/ses-01/sub-01_ses-01_alsseg.json").read_text())
