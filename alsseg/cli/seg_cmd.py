@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_dataset(args) -> int:
     from alsseg.io.errors import InputError
     from alsseg.seg.dataset import write_dataset
-    from alsseg.seg.sources import bids_cases, synthetic_cases
+    from alsseg.cases import bids_cases, synthetic_cases
 
     if args.sparse_every is not None and args.sparse_every < 1:
         raise InputError(None, "--sparse-every must be >= 1")
