@@ -10,7 +10,8 @@ Modules: :mod:`~alsseg.pipeline.options` (what to do), :mod:`~alsseg.pipeline.se
 session in memory), :mod:`~alsseg.pipeline.layout` (derivative names, output folder guard),
 :mod:`~alsseg.pipeline.write` (the writer), :mod:`~alsseg.pipeline.cohort` (run a session with its
 bookkeeping; many sessions, processes, shards, resume), :mod:`~alsseg.pipeline.group` (tables,
-statistics, QC, report of a cohort), :mod:`~alsseg.pipeline.demo` (the synthetic demo).
+statistics, QC, report of a cohort), :mod:`~alsseg.pipeline.fit_maps` (``fit-t2`` / ``fit-t1``:
+parameter maps of one series), :mod:`~alsseg.pipeline.demo` (the synthetic demo).
 Names are imported from their module on first use (``import alsseg.pipeline`` costs nothing).
 """
 
@@ -27,6 +28,7 @@ _WHERE = {
     "alsseg.pipeline.write": ("write_session",),
     "alsseg.pipeline.cohort": ("run_session", "SessionOutcome", "run_cohort", "cohort_jobs", "parse_shard"),
     "alsseg.pipeline.group": ("collect_tables", "run_stats", "qc_table", "load_group_results", "run_report"),
+    "alsseg.pipeline.fit_maps": ("fit_t2_maps", "fit_t1_maps", "T2MapOptions", "MapsOutcome"),
     "alsseg.pipeline.demo": ("run_demo", "DemoResult", "compare_with_truth", "compare_stats", "key_findings",
                              "simulated_slice_profile"),
 }
