@@ -20,7 +20,7 @@ from __future__ import annotations
 from alsseg._lazy import lazy_exports
 
 _WHERE = {
-    "alsseg.pipeline.options": ("PipelineOptions", "SessionJob"),
+    "alsseg.pipeline.options": ("PipelineOptions", "SessionJob", "session_job_from_path"),
     "alsseg.pipeline.session": ("process_session", "SessionResult", "SegmenterLike", "BundleSegmenter",
                                 "shipped_model_available", "fit_t2", "fit_t2_mono", "fit_t1"),
     "alsseg.pipeline.layout": ("RUN_FILE", "GROUP_DIR", "MAP_FILES", "MAP_SIDECARS", "bids_file", "session_dir",

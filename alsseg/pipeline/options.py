@@ -82,3 +82,53 @@ class SessionJob:
         if labels_root is not None:
             labels = bids_path(labels_root, s.subject, s.session, "dseg", {"desc": "muscles"}, ext=".nii.gz")
         return cls(s.subject, s.session, s.mese_path(), s.t1_path(), s.t1_kind, labels)
+
+
+def session_job_from_path(path: str | Path, labels: str | Path | None = None, t1: str | Path | None = None,
+                          subject: str | None = None, session: str | None = None) -> tuple[SessionJob, Path]:
+    """The job of one session given by a path (``alsseg run``'s SESSION), and its source root.
+
+    ``path``: a BIDS session folder (``sub-X/ses-Y`` or its ``anat``), a MESE file (4-D NIfTI +
+    sidecar or ``_echo-N_`` file) or a DICOM folder. Subject and session are read from the path
+    (``sub-*`` / ``ses-*`` folders or BIDS entities) unless given; a name without them gives
+    ``sub-<file name>``. The source root is the folder above ``sub-X`` when there is one.
+
+    Raises
+    ------
+    InputError
+        ``path`` does not exist; a session folder without a MESE series.
+    """
+    import re
+
+    from alsseg.io.errors import InputError
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    anat = None
+    if p.is_dir() and (p / "anat").is_dir():
+        anat = p / "anat"
+    elif p.is_dir() and p.name == "anat":
+        anat = p
+    parts = [q.name for q in ([p] + list(p.parents))]
+    sub = subject or next((n for n in parts if re.fullmatch(r"sub-[A-Za-z0-9]+", n)), None)
+    ses = session or next((n for n in parts if re.fullmatch(r"ses-[A-Za-z0-9]+", n)), None)
+    if anat is not None:
+        from alsseg.io.bids import find_session_inputs
+
+        s = find_session_inputs(anat, sub or "sub-unknown", ses)
+        if s.mese is None:
+            raise InputError(anat, "no MESE series in this session folder")
+        job = SessionJob(sub or "sub-unknown", ses, s.mese_path(), Path(t1) if t1 else s.t1_path(),
+                         s.t1_kind, Path(labels) if labels else None)
+    else:
+        if sub is None:
+            from alsseg.io.series import parse_bids_name
+
+            ents, _ = parse_bids_name(p) if p.is_file() else ({}, "")
+            sub = f"sub-{ents['sub']}" if "sub" in ents else "sub-" + (re.sub(r"[^A-Za-z0-9]", "", p.name.split(".")[0]) or "x")
+            if ses is None and "ses" in ents:
+                ses = f"ses-{ents['ses']}"
+        job = SessionJob(sub, ses, p, Path(t1) if t1 else None, None, Path(labels) if labels else None)
+    root = next((q.parent for q in [p] + list(p.parents) if q.name == job.subject), None)
+    return job, (root if root is not None else p.parent if p.is_file() else p)

@@ -19,6 +19,7 @@ _WHERE = {
     "alsseg.seg.recipe": ('load_recipe', 'Recipe',),
     "alsseg.seg.dataset": ('write_dataset', 'index_dataset', 'RawDataset', 'Case',),
     "alsseg.seg.evaluate": ('evaluate_labels',),
+    "alsseg.seg.apply": ("segment_files",),
     "alsseg.seg.bundle": ('export_bundle',),
     "alsseg.seg.infer": ('Segmenter', 'load_bundle'),
     "alsseg.seg.store": ('list_bundles',),
