@@ -165,6 +165,7 @@ def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: 
     """Build ``out_dir/group/report.html`` from the group tables (running the statistics first
     when they are missing or older than the newest session). ``extra``: ``{heading: DataFrame}``
     sections added to the report (the demo's comparison with the ground truth)."""
+    from alsseg import stats
     from alsseg.report import build_report
 
     out_dir = Path(out_dir)
@@ -184,6 +185,7 @@ def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: 
                  "Headline analyses, measured vs computed on the true values":
                  pd.read_csv(group / "findings.tsv", sep="\t")}
     thumbs = sorted(out_dir.glob("sub-*/**/figures/*_desc-qc.png"))
+    res = {**res, **stats.report_tables(res["muscles"], ds.participants, ds.motor, res.get("abnormal_counts"))}
     html = build_report(res, ds.participants, ds.motor, thumbs, title=title or f"alsseg report — {root.name}",
                         extra=extra)
     return write_text_atomic(out_dir / GROUP_DIR / "report.html", html)
