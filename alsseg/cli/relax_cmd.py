@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     p.add_argument("--mask", type=Path, help="3-D mask NIfTI on the same grid (default: signal above 5 %% of the 99th percentile)")
     p.add_argument("--model", choices=("epg", "mono", "both"), default="epg", help="default: epg")
-    p.add_argument("--mono-method", choices=("loglinear", "nlls", "nlls_offset"), default="nlls")
+    p.add_argument("--mono-method", choices=("loglinear", "nlls", "nlls_offset"), default="loglinear",
+                   help="mono-exponential fit (default: loglinear, written as _desc-mono_T2map like `alsseg run`; "
+                        "another method or --skip-first is written as _desc-mono<method>[skip1]_T2map)")
     p.add_argument("--skip-first", action="store_true", help="mono: drop echo 1")
     p.add_argument("--prefix", help="output name prefix (default: the input's BIDS entities)")
     g = p.add_argument_group("acquisition overrides")

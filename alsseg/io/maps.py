@@ -1,9 +1,11 @@
 """Parameter maps as BIDS-derivative files: names from an input's entities, NIfTI + JSON sidecar,
 written atomically (used by ``alsseg fit-t2`` / ``fit-t1``; relax computes, io writes).
 
-``PREFIX_desc-KEY_SUFFIX.nii.gz`` (``PREFIX`` = the input's entities, e.g. ``sub-01_ses-01``;
-``T1`` → ``PREFIX_T1map.nii.gz``), each with a ``.json`` sidecar (``Units``, ``Description`` from
-the image's ``meta``, plus the provenance given).
+Maps are keyed by the names of :data:`alsseg.maps.MAPS`, which give each its file
+``PREFIX[_desc-DESC]_SUFFIX.nii.gz`` (``PREFIX`` = the input's entities, e.g. ``sub-01_ses-01``;
+``t2_water_ms`` → ``PREFIX_desc-water_T2map.nii.gz``, ``t1_ms`` → ``PREFIX_T1map.nii.gz``), each
+with a ``.json`` sidecar (``Units``, ``Description`` from the image's ``meta`` or the registry,
+plus the provenance given).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from alsseg.io.atomic import refuse_overwrite_of_inputs, write_text_atomic
 from alsseg.io.nifti import save_nifti
+from alsseg.maps import MAPS, map_filename
 
 
 def bids_prefix(source) -> str:
@@ -39,28 +42,24 @@ def bids_prefix(source) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "", name) or "maps"
 
 
-def map_paths(out_dir, prefix: str, keys, suffix: str = "T2map") -> dict[str, Path]:
-    """Output paths ``out_dir/PREFIX_desc-KEY_SUFFIX.nii.gz`` (``T1`` → ``PREFIX_T1map``)."""
+def map_paths(out_dir, prefix: str, names, descs: dict[str, str] | None = None) -> dict[str, Path]:
+    """Output paths ``out_dir/PREFIX[_desc-DESC]_SUFFIX.nii.gz`` of maps ``names`` (names of
+    :data:`alsseg.maps.MAPS`; ``descs`` overrides the registry's desc of some names)."""
     out_dir = Path(out_dir)
-    paths = {}
-    for k in keys:
-        if k == "T1":
-            paths[k] = out_dir / f"{prefix}_T1map.nii.gz"
-        else:
-            paths[k] = out_dir / f"{prefix}_desc-{k}_{suffix}.nii.gz"
-    return paths
+    return {k: out_dir / map_filename(prefix, k, (descs or {}).get(k)) for k in names}
 
 
-def write_maps(maps: dict, out_dir, prefix: str, *, suffix: str = "T2map", provenance: dict | None = None,
-               inputs=()) -> list[Path]:
-    """Write maps (``dict[desc, Image]``) as NIfTI + JSON sidecars, atomically.
+def write_maps(maps: dict, out_dir, prefix: str, *, descs: dict[str, str] | None = None,
+               provenance: dict | None = None, inputs=()) -> list[Path]:
+    """Write maps (``dict[name, Image]``, names of :data:`alsseg.maps.MAPS`) as NIfTI + JSON
+    sidecars, atomically; ``descs`` overrides the registry's desc of some names.
 
     Raises
     ------
     InputError
         An output path is one of ``inputs``.
     """
-    paths = map_paths(out_dir, prefix, maps.keys(), suffix)
+    paths = map_paths(out_dir, prefix, maps.keys(), descs)
     refuse_overwrite_of_inputs(list(paths.values()), [p for p in inputs if p is not None])
     written = []
     for k, img in maps.items():
@@ -69,7 +68,8 @@ def write_maps(maps: dict, out_dir, prefix: str, *, suffix: str = "T2map", prove
         if data.dtype == np.float64:
             data = data.astype(np.float32)
         save_nifti(img.with_data(data), path)
-        side = {key: img.meta[key] for key in ("Units", "Description") if key in img.meta}
+        side = {"Units": MAPS[k].units, "Description": MAPS[k].description}
+        side.update({key: img.meta[key] for key in ("Units", "Description") if key in img.meta})
         side.update(provenance or {})
         write_text_atomic(path.with_name(path.name.replace(".nii.gz", ".json")),
                           json.dumps(_jsonable(side), indent=2) + "\n")

@@ -23,7 +23,7 @@ _WHERE = {
     "alsseg.pipeline.options": ("PipelineOptions", "SessionJob", "session_job_from_path"),
     "alsseg.pipeline.session": ("process_session", "SessionResult", "SegmenterLike", "BundleSegmenter",
                                 "shipped_model_available", "fit_t2", "fit_t2_mono", "fit_t1"),
-    "alsseg.pipeline.layout": ("RUN_FILE", "GROUP_DIR", "MAP_FILES", "MAP_SIDECARS", "bids_file", "session_dir",
+    "alsseg.pipeline.layout": ("RUN_FILE", "GROUP_DIR", "SESSION_MAPS", "bids_file", "session_dir",
                                "marker_path", "failed_path", "is_done", "prepare_output", "source_of"),
     "alsseg.pipeline.write": ("write_session",),
     "alsseg.pipeline.cohort": ("run_session", "SessionOutcome", "run_cohort", "cohort_jobs", "parse_shard"),

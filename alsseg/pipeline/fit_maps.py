@@ -21,7 +21,9 @@ class T2MapOptions:
     Attributes
     ----------
     model : ``"epg"`` (two-component slice-profile EPG), ``"mono"`` or ``"both"``.
-    mono_method : ``"loglinear"``, ``"nlls"`` or ``"nlls_offset"``; skip_first : mono: drop echo 1.
+    mono_method : ``"loglinear"`` (``_desc-mono_T2map``, as ``alsseg run``), ``"nlls"`` or
+        ``"nlls_offset"``; skip_first : mono: drop echo 1. A variant other than log-linear over
+        every echo is written under its own desc (:func:`alsseg.maps.mono_descs`).
     echo_spacing_ms, tr_ms, refocus_deg, excite_deg : acquisition overrides (None: the headers').
     fat_t2_ms : fat T2, ms (None: the default); fat_mask : calibrate fat T2 on these voxels instead.
     water_t1_ms, fat_t1_ms : model T1s, ms (None: the defaults).
@@ -30,7 +32,7 @@ class T2MapOptions:
     """
 
     model: str = "epg"
-    mono_method: str = "nlls"
+    mono_method: str = "loglinear"
     skip_first: bool = False
     echo_spacing_ms: float | None = None
     tr_ms: float | None = None
@@ -109,7 +111,8 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
 
     from alsseg.io.maps import bids_prefix, map_paths, write_maps
     from alsseg.relax.acquisition import MeseAcquisition
-    from alsseg.relax.volume import EPG_MAPS, MONO_MAPS, acquisition_provenance, fit_t2_volume
+    from alsseg.maps import EPG_NAMES, MONO_NAMES, mono_descs
+    from alsseg.relax.volume import acquisition_provenance, fit_t2_volume
 
     o = options
     log = log or (lambda s: None)
@@ -118,9 +121,10 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
             raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
     series = load_mese_for_fit(mese, o.echo_spacing_ms, o.tr_ms)
     prefix = prefix or bids_prefix(series.source or mese)
-    keys = (list(EPG_MAPS) if o.model in ("epg", "both") else []) + \
-           (list(MONO_MAPS) if o.model in ("mono", "both") else [])
-    paths = map_paths(out_dir, prefix, keys)
+    keys = (list(EPG_NAMES) if o.model in ("epg", "both") else []) + \
+           (list(MONO_NAMES) if o.model in ("mono", "both") else [])
+    descs = mono_descs(o.mono_method, o.skip_first)
+    paths = map_paths(out_dir, prefix, keys, descs)
     if not force and _up_to_date(paths.values(), mese):
         return MapsOutcome(Path(out_dir), [], up_to_date=True)
     overrides = {k: getattr(o, k) for k in ("tr_ms", "refocus_deg", "excite_deg", "fat_t2_ms",
@@ -155,7 +159,7 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
             "SkipFirstEcho": bool(o.skip_first), "T2RangeMs": list(o.t2_range_ms),
             "B1Range": list(o.b1_range), "Acquisition": acquisition_provenance(acq),
             "EchoTimesMs": np.asarray(series.echo_times_ms, float).tolist()}
-    written = write_maps(maps, out_dir, prefix, provenance=prov, inputs=[mese, mask, o.fat_mask])
+    written = write_maps(maps, out_dir, prefix, descs=descs, provenance=prov, inputs=[mese, mask, o.fat_mask])
     return MapsOutcome(Path(out_dir), written, int(np.isfinite(maps[keys[0]].data).sum()))
 
 
@@ -177,11 +181,11 @@ def fit_t1_maps(series_path: Path, out_dir: Path, *, kind: str | None = None, ma
     if kind and series.kind != kind:
         series = replace(series, kind=kind)
     prefix = prefix or bids_prefix(series.source or series_path)
-    keys = ["T1", "m0", "r2", "flag"] + (["efficiency"] if series.kind == "IR" else [])
-    paths = map_paths(out_dir, prefix, keys, suffix="T1map")
+    keys = ["t1_ms", "t1_m0", "t1_r2", "t1_flag"] + (["t1_efficiency"] if series.kind == "IR" else [])
+    paths = map_paths(out_dir, prefix, keys)
     if not force and _up_to_date(paths.values(), series_path):
         return MapsOutcome(Path(out_dir), [], up_to_date=True)
     maps = fit_t1_volume(series, mask, b1=b1, n_jobs=threads, progress=progress)
     prov = {"Sources": [str(series_path)], "Kind": series.kind}
-    written = write_maps(maps, out_dir, prefix, suffix="T1map", provenance=prov, inputs=[series_path, mask, b1])
-    return MapsOutcome(Path(out_dir), written, int(np.isfinite(maps["T1"].data).sum()))
+    written = write_maps(maps, out_dir, prefix, provenance=prov, inputs=[series_path, mask, b1])
+    return MapsOutcome(Path(out_dir), written, int(np.isfinite(maps["t1_ms"].data).sum()))

@@ -30,23 +30,8 @@ from alsseg.pipeline.options import PipelineOptions, SessionJob
 
 RUN_FILE = "alsseg_run.json"
 GROUP_DIR = "group"
-#: maps written per session: key of the fit result → (BIDS suffix, desc entity).
-MAP_FILES = {
-    "t2_water_ms": ("T2map", "water"), "fat_fraction": ("T2map", "fatfraction"), "b1": ("T2map", "b1"),
-    "m0": ("T2map", "m0"), "r2": ("T2map", "r2"), "t2_mono_ms": ("T2map", "mono"),
-    "fit_ok": ("mask", "fitok"), "t1_ms": ("T1map", None),
-}
-
-#: units and description written in each map's JSON sidecar.
-MAP_SIDECARS = {
-    "t2_water_ms": ("ms", "water T2, two-component slice-profile EPG fit"),
-    "fat_fraction": ("1", "fat fraction (0-1), two-component EPG fit"),
-    "b1": ("1", "transmit B1 scale (1 = nominal), EPG fit"), "m0": ("a.u.", "proton density M0, EPG fit"),
-    "r2": ("1", "coefficient of determination of the EPG fit"),
-    "fit_ok": ("1", "1 where the EPG fit succeeded (flag 0)"),
-    "t1_ms": ("ms", "apparent T1 of the voxel (water and fat together)"),
-    "t2_mono_ms": ("ms", "mono-exponential T2 (weighted log-linear, every echo): biased by fat and stimulated echoes"),
-}
+#: maps written per session (names of :data:`alsseg.maps.MAPS`, which give each its file and sidecar).
+SESSION_MAPS = ("t2_water_ms", "fat_fraction", "b1", "m0", "r2", "t2_mono_ms", "fit_ok", "t1_ms")
 
 
 def bids_file(root: Path, subject: str, session: str | None, suffix: str, entities: dict | None = None,

@@ -153,7 +153,7 @@ def fit_t1(t1_series, mask: np.ndarray, b1: np.ndarray | None = None, threads: i
 
     res = fit_t1_volume(t1_series, mask=mask, b1=b1 if t1_series.kind == "VFA" else None,
                         n_jobs=threads, progress=False)
-    return np.asarray(res["T1"].data, float)
+    return np.asarray(res["t1_ms"].data, float)
 
 
 def require_mese(job: SessionJob) -> None:

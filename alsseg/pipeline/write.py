@@ -15,8 +15,9 @@ import numpy as np
 
 from alsseg import __version__
 from alsseg.io.atomic import write_bytes_atomic, write_text_atomic
-from alsseg.pipeline.layout import (MAP_FILES, MAP_SIDECARS, bids_file, failed_path, jsonable,
-                                    marker_path, qc_figure_path, session_dir)
+from alsseg.maps import MAPS
+from alsseg.pipeline.layout import (SESSION_MAPS, bids_file, failed_path, jsonable, marker_path, qc_figure_path,
+                                    session_dir)
 from alsseg.pipeline.options import PipelineOptions, SessionJob
 from alsseg.pipeline.session import SessionResult
 
@@ -37,7 +38,8 @@ def clear_session(out_dir: Path, job: SessionJob) -> None:
 def write_session(result: SessionResult, out_dir: Path, options: PipelineOptions) -> list[Path]:
     """Write a session's derivatives into ``out_dir``, the completion marker last.
 
-    Writes the label map, each map of ``result.maps`` named in :data:`MAP_FILES` (float32, bool
+    Writes the label map, each map of ``result.maps`` named in :data:`~alsseg.pipeline.layout.SESSION_MAPS` (file name, units and description from
+    :data:`alsseg.maps.MAPS`; float32, bool
     as uint8) with its JSON sidecar, the per-muscle TSV, the QC figure (when ``result.qc_png``),
     then ``…_alsseg.json`` (inputs, options, seconds per stage including ``write``).
 
@@ -53,14 +55,13 @@ def write_session(result: SessionResult, out_dir: Path, options: PipelineOptions
     outputs = [save_nifti(Image(result.labels.astype(np.uint8), ref3d.affine),
                           bids_file(out_dir, job.subject, job.session, "dseg", {"desc": "muscles"}))]
     for name, arr in result.maps.items():
-        if name not in MAP_FILES:
+        if name not in SESSION_MAPS:
             continue
-        suffix, desc = MAP_FILES[name]
+        info = MAPS[name]
         data = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
-        nii = bids_file(out_dir, job.subject, job.session, suffix, {"desc": desc})
+        nii = bids_file(out_dir, job.subject, job.session, info.suffix, {"desc": info.desc} if info.desc else None)
         outputs.append(save_nifti(Image(data, ref3d.affine), nii))
-        units, text = MAP_SIDECARS.get(name, ("", name))
-        side = {"Units": units, "Description": text, "Sources": [str(job.mese)],
+        side = {"Units": info.units, "Description": info.description, "Sources": [str(job.mese)],
                 "GeneratedBy": {"Name": "alsseg", "Version": __version__}}
         outputs.append(write_text_atomic(nii.with_name(nii.name.replace(".nii.gz", ".json")),
                                          json.dumps(side, indent=2) + "\n"))

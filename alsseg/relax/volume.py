@@ -3,17 +3,10 @@
 Maps are computed voxel by voxel in the input's own voxel order, so they lie exactly on the
 source grid (same shape and affine); nothing is resampled.
 
-Map names (desc entities; files ``PREFIX_desc-KEY_T2map.nii.gz``, see :mod:`alsseg.io.maps`)::
-
-    PREFIX_desc-water_T2map.nii.gz        water T2, ms (EPG)
-    PREFIX_desc-fatfraction_T2map.nii.gz  fat fraction, 0–1 (EPG)
-    PREFIX_desc-b1_T2map.nii.gz           B1 scale (EPG)
-    PREFIX_desc-m0_T2map.nii.gz           proton density, signal units (EPG)
-    PREFIX_desc-r2_T2map.nii.gz           R² of the EPG fit
-    PREFIX_desc-residual_T2map.nii.gz     RMS residual of the EPG fit, signal units
-    PREFIX_desc-flag_T2map.nii.gz         fit flags (uint8 bits, 0 = good; see alsseg.relax.t2)
-    PREFIX_desc-mono_T2map.nii.gz         mono-exponential T2, ms (+ desc-monor2, desc-monoflag)
-    PREFIX_T1map.nii.gz                   T1, ms (+ desc-m0_T1map, desc-r2_T1map, desc-flag_T1map)
+Maps are keyed by the names of :data:`alsseg.maps.MAPS` (``t2_water_ms``, ``fat_fraction``,
+``b1``, ``m0``, ``r2``, ``residual``, ``flag``; ``t2_mono_ms``, ``mono_r2``, ``mono_flag``;
+``t1_ms``, ``t1_m0``, ``t1_r2``, ``t1_flag``, ``t1_efficiency``), the names quant reads and the
+writers turn into BIDS files (``_desc-water_T2map``, ``_desc-mono_T2map``, ``_T1map``, …).
 
 Each map carries its units and description in ``Image.meta`` (``Units``, ``Description``) for
 the sidecar; :func:`acquisition_provenance` describes the acquisition used.
@@ -27,23 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from alsseg.io.errors import InputError
+from alsseg.maps import EPG_NAMES, MAPS
 from alsseg.relax.acquisition import MeseAcquisition
 
-#: desc entity → (fit attribute, units, description) for the EPG model.
-EPG_MAPS = {
-    "water": ("t2_water_ms", "ms", "water T2 (two-component slice-profile EPG)"),
-    "fatfraction": ("fat_fraction", "1", "fat fraction (0-1)"),
-    "b1": ("b1", "1", "transmit B1 scale (1 = nominal)"),
-    "m0": ("m0", "a.u.", "proton density M0"),
-    "r2": ("r2", "1", "coefficient of determination of the fit"),
-    "residual": ("residual", "a.u.", "RMS residual over the echoes"),
-    "flag": ("flag", "bits", "fit flags: 1 invalid data, 2 T2 at bound, 4 B1 at bound, 8 not converged"),
-}
-MONO_MAPS = {
-    "mono": ("t2_ms", "ms", "mono-exponential T2"),
-    "monor2": ("r2", "1", "coefficient of determination of the mono-exponential fit"),
-    "monoflag": ("flag", "bits", "mono fit flags: 1 invalid data, 2 T2 at bound, 8 not converged"),
-}
+#: map name (:data:`alsseg.maps.MAPS`) → fit attribute, for the EPG and mono-exponential models.
+EPG_MAPS = {name: name for name in EPG_NAMES}
+MONO_MAPS = {"t2_mono_ms": "t2_ms", "mono_r2": "r2", "mono_flag": "flag"}
 
 
 def auto_mask(data: np.ndarray, fraction: float = 0.05) -> np.ndarray:
@@ -95,7 +77,7 @@ def _as_image(series_or_image):
 
 
 def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None, *, model: str = "epg",
-                  mono_method: str = "nlls", skip_first: bool = False, chunk_voxels: int = 16384,
+                  mono_method: str = "loglinear", skip_first: bool = False, chunk_voxels: int = 16384,
                   n_jobs: int = 2, progress: bool = True, t2_range_ms=(10.0, 100.0),
                   b1_range=(0.5, 1.4)) -> dict:
     """Fit T2 maps over a whole MESE volume.
@@ -119,7 +101,9 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
     Returns
     -------
     dict[str, Image]
-        Keyed by BIDS ``desc`` (see :data:`EPG_MAPS`, :data:`MONO_MAPS`), each on the source grid.
+        Keyed by map name (:data:`alsseg.maps.MAPS`: ``t2_water_ms``, ``fat_fraction``, ``b1``,
+        ``m0``, ``r2``, ``residual``, ``flag``; mono: ``t2_mono_ms``, ``mono_r2``, ``mono_flag``),
+        each on the source grid, ready for :func:`alsseg.quant.quantify_images`.
         ``result['_fit']`` is not included; use the models directly for the fit objects.
     """
     from alsseg.relax.t2 import EpgT2Model, MonoExpT2Model
@@ -146,18 +130,20 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
     if model in ("epg", "both"):
         epg = EpgT2Model(acq, t2_range_ms=t2_range_ms, b1_range=b1_range, n_jobs=n_jobs)
         fit = epg.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
-        for desc, (attr, units, text) in EPG_MAPS.items():
+        for name, attr in EPG_MAPS.items():
             arr = getattr(fit, attr)
-            out[desc] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
-                                        Units=units, Description=text)
+            out[name] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
+                                        Units=MAPS[name].units, Description=MAPS[name].description)
     if model in ("mono", "both"):
         te = acq.echo_times_ms if acq is not None else np.asarray(series.echo_times_ms, float)
         mono = MonoExpT2Model(te, mono_method, skip_first=skip_first)
         fit = mono.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
-        for desc, (attr, units, text) in MONO_MAPS.items():
+        how = f"{mono_method} fit, {'echo 1 skipped' if skip_first else 'every echo'}"
+        for name, attr in MONO_MAPS.items():
             arr = getattr(fit, attr)
-            out[desc] = image.with_data(arr if attr == "flag" else arr.astype(np.float32), Units=units,
-                                        Description=f"{text} ({mono_method}{', echo 1 skipped' if skip_first else ''})")
+            text = MAPS[name].description.split(" (")[0].split(":")[0]
+            out[name] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
+                                        Units=MAPS[name].units, Description=f"{text} ({how})")
     for img in out.values():
         img.meta.pop("_ras_from", None)
     return out
@@ -178,7 +164,8 @@ def fit_t1_volume(series, mask=None, *, b1=None, chunk_voxels: int = 8192, n_job
     Returns
     -------
     dict[str, Image]
-        ``'T1'`` (ms), ``'m0'``, ``'r2'``, ``'flag'`` (and ``'efficiency'`` for IR).
+        Keyed by map name: ``t1_ms`` (ms), ``t1_m0``, ``t1_r2``, ``t1_flag`` (and
+        ``t1_efficiency`` for IR).
     """
     from alsseg.io.nifti import Image, load_nifti, require_same_grid
     from alsseg.relax.t1 import InversionRecoveryT1Model, SaturationRecoveryT1Model, VfaT1Model
@@ -220,13 +207,12 @@ def fit_t1_volume(series, mask=None, *, b1=None, chunk_voxels: int = 8192, n_job
     if m is None:
         m = auto_mask(data[..., order[::-1]])
     fit = model.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress, **kw)
-    out = {"T1": image.with_data(fit.t1_ms.astype(np.float32), Units="ms", Description=f"T1 ({kind})"),
-           "m0": image.with_data(fit.m0.astype(np.float32), Units="a.u.", Description="M0"),
-           "r2": image.with_data(fit.r2.astype(np.float32), Units="1", Description="R2 of the T1 fit"),
-           "flag": image.with_data(fit.flag, Units="bits", Description="fit flags")}
+    arrays = {"t1_ms": fit.t1_ms, "t1_m0": fit.m0, "t1_r2": fit.r2, "t1_flag": fit.flag}
     if kind == "IR":
-        out["efficiency"] = image.with_data(fit.efficiency.astype(np.float32), Units="1",
-                                            Description="inversion efficiency (1 = perfect)")
+        arrays["t1_efficiency"] = fit.efficiency
+    out = {name: image.with_data(arr if name == "t1_flag" else arr.astype(np.float32), Units=MAPS[name].units,
+                                 Description=MAPS[name].description + (f" ({kind})" if name == "t1_ms" else ""))
+           for name, arr in arrays.items()}
     for img in out.values():
         img.meta.pop("_ras_from", None)
     return out

@@ -33,6 +33,7 @@ import numpy as np
 
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError
+from alsseg.maps import MAPS
 from alsseg.synth.anatomy import make_subject
 from alsseg.synth.grid import Grid
 from alsseg.synth.render import IrProtocol, MeseProtocol
@@ -217,9 +218,9 @@ def write_session(out: str | Path, participant_id: str, session_id: str, subject
     gt = dict(derivative=GT)
     save_nifti(ses.label.astype(np.int16), bids_path(out, participant_id, session_id, "dseg",
                                                       {"desc": "muscles"}, **gt), affine=aff)
-    for desc, key in (("water", "t2_water_ms"), ("fatfraction", "fat_fraction"), ("b1", "b1"), ("m0", "m0")):
-        save_nifti(ses.maps[key].astype(np.float32), bids_path(out, participant_id, session_id, "T2map",
-                                                                {"desc": desc}, **gt), affine=aff)
+    for key in ("t2_water_ms", "fat_fraction", "b1", "m0"):
+        save_nifti(ses.maps[key].astype(np.float32), bids_path(out, participant_id, session_id, MAPS[key].suffix,
+                                                                {"desc": MAPS[key].desc}, **gt), affine=aff)
     save_nifti(ses.maps["t1_ms"].astype(np.float32), bids_path(out, participant_id, session_id, "T1map", **gt),
                affine=aff)
     rows = [dict(participant_id=participant_id, session_id=session_id, **r) for r in ses.muscle_table()]

@@ -141,8 +141,8 @@ def test_fit_t2_volume_api_accepts_a_series(mese_nifti, acq10):
 
     path, truth = mese_nifti
     maps = fit_t2_volume(load_mese(path), progress=False, n_jobs=1)
-    assert set(maps) >= {"water", "fatfraction", "b1", "m0", "r2", "flag"}
-    assert maps["water"].shape == (6, 5, 2)
+    assert set(maps) >= {"t2_water_ms", "fat_fraction", "b1", "m0", "r2", "flag"}
+    assert maps["t2_water_ms"].shape == (6, 5, 2)
     np.testing.assert_allclose(maps["b1"].data[1:, 1:], truth["b1"][1:, 1:], atol=0.02)
 
 
@@ -182,10 +182,48 @@ def test_fit_t1_volume_vfa_with_b1_map_and_sr():
     vfa = T1Series(image=Image(vfa_signal(fa, 15.0, t1, 800.0, b1).astype(np.float32), AFFINE), kind="VFA",
                    flip_angles_deg=fa, tr_ms=15.0)
     maps = fit_t1_volume(vfa, b1=b1, progress=False, n_jobs=1)
-    np.testing.assert_allclose(maps["T1"].data, t1, rtol=1e-3)
+    np.testing.assert_allclose(maps["t1_ms"].data, t1, rtol=1e-3)
     with pytest.raises(InputError, match="B1 map shape"):
         fit_t1_volume(vfa, b1=np.ones((3, 3, 1)), progress=False)
     tr = np.array([300.0, 800.0, 2000.0, 5000.0])
     sr = T1Series(image=Image(sr_signal(tr, t1, 500.0).astype(np.float32), AFFINE), kind="SR",
                   repetition_times_ms=tr)
-    np.testing.assert_allclose(fit_t1_volume(sr, progress=False)["T1"].data, t1, rtol=1e-3)
+    np.testing.assert_allclose(fit_t1_volume(sr, progress=False)["t1_ms"].data, t1, rtol=1e-3)
+
+
+def test_relax_maps_flow_into_quant_under_one_name(mese_nifti):
+    """fit_t2_volume's maps go straight into quantify_images: T2, FF, B1 and mono columns filled."""
+    from alsseg.io import Image, load_mese
+    from alsseg.quant import QuantOptions, quantify_images
+    from alsseg.relax.volume import fit_t2_volume
+
+    path, truth = mese_nifti
+    series = load_mese(path)
+    maps = fit_t2_volume(series, model="both", progress=False, n_jobs=1)
+    labels = np.zeros((6, 5, 2), np.int16)
+    labels[1:, 1:] = 1  # one muscle (right TA), every fitted voxel
+    table = quantify_images(maps, Image(labels, series.image.affine), QuantOptions(erode_voxels=0))
+    row = table[table.kind == "muscle"].iloc[0]
+    inside = labels > 0
+    assert row.t2_water_ms == pytest.approx(truth["t2"][inside & (truth["ff"] <= 0.7)].mean(), abs=0.5)
+    assert row.fat_fraction == pytest.approx(truth["ff"][inside].mean(), abs=0.01)
+    assert row.b1 == pytest.approx(np.median(truth["b1"][inside]), abs=0.02)
+    assert row.t2_mono_ms > row.t2_water_ms + 3
+
+
+def test_desc_mono_is_the_loglinear_fit_and_other_variants_get_their_own_desc(tmp_path, mese_nifti):
+    from alsseg.maps import mono_descs
+
+    assert mono_descs("loglinear", False) == {}
+    path, _ = mese_nifti
+    out = tmp_path / "o"
+    assert main(["fit-t2", str(path), "--out", str(out), "--model", "mono", "-q", "-j", "1"]) == 0
+    assert main(["fit-t2", str(path), "--out", str(out), "--model", "mono", "--mono-method", "nlls",
+                 "--skip-first", "-q", "-j", "1"]) == 0
+    names = sorted(p.name for p in out.glob("*.nii.gz"))
+    assert names == sorted(f"sub-01_ses-01_desc-{d}_T2map.nii.gz" for d in
+                           ("mono", "monor2", "monoflag", "mononllsskip1", "mononllsskip1r2", "mononllsskip1flag"))
+    loglin = json.loads((out / "sub-01_ses-01_desc-mono_T2map.json").read_text())
+    nlls = json.loads((out / "sub-01_ses-01_desc-mononllsskip1_T2map.json").read_text())
+    assert "loglinear" in loglin["Description"] and "every echo" in loglin["Description"]
+    assert "nlls" in nlls["Description"] and "echo 1 skipped" in nlls["Description"]
