@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from alsseg.io.atomic import refuse_overwrite_of_inputs, write_text_atomic
+from alsseg.io.jsonable import jsonable
 from alsseg.io.nifti import save_nifti
 from alsseg.maps import MAPS, map_filename
 
@@ -34,11 +35,11 @@ def bids_prefix(source) -> str:
         if keep:
             return "_".join(keep)
     if p.is_dir():
-        subdirs = [q for q in (p.name, p.parent.name, p.parent.parent.name) if q]
-        subs = [q for q in subdirs if q.startswith("sub-")]
-        sess = [q for q in subdirs if q.startswith("ses-")]
-        if subs:
-            return "_".join(subs[:1] + sess[:1])
+        from alsseg.io.series import subject_session_of
+
+        sub, ses = subject_session_of(p)
+        if sub:
+            return "_".join(x for x in (sub, ses) if x)
     return re.sub(r"[^A-Za-z0-9]+", "", name) or "maps"
 
 
@@ -72,20 +73,6 @@ def write_maps(maps: dict, out_dir, prefix: str, *, descs: dict[str, str] | None
         side.update({key: img.meta[key] for key in ("Units", "Description") if key in img.meta})
         side.update(provenance or {})
         write_text_atomic(path.with_name(path.name.replace(".nii.gz", ".json")),
-                          json.dumps(_jsonable(side), indent=2) + "\n")
+                          json.dumps(jsonable(side), indent=2) + "\n")
         written.append(path)
     return written
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

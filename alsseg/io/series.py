@@ -24,6 +24,7 @@ import numpy as np
 
 from alsseg.io.atomic import atomic_path
 from alsseg.io.errors import InputError
+from alsseg.io.jsonable import jsonable
 from alsseg.io.nifti import Image, load_nifti, same_grid, save_nifti
 from alsseg.io.validate import check_echo_times, check_voxels, times_to_ms, warn_input
 
@@ -205,6 +206,25 @@ def parse_bids_name(path: str | Path) -> tuple[dict[str, str], str]:
     return ents, parts[-1]
 
 
+def subject_session_of(path: str | Path) -> tuple[str | None, str | None]:
+    """The BIDS subject and session of a path, in full form (``sub-01``, ``ses-02``; None when
+    absent): from ``sub-*`` / ``ses-*`` folders on the path, else the file name's entities.
+
+    ``/d/sub-01/ses-02/anat`` → (``sub-01``, ``ses-02``); ``sub-01_echo-1_MESE.nii.gz`` →
+    (``sub-01``, None).
+    """
+    p = Path(path)
+    names = [q.name for q in [p] + list(p.parents)]
+    sub = next((n for n in names if re.fullmatch(r"sub-[A-Za-z0-9]+", n)), None)
+    ses = next((n for n in names if re.fullmatch(r"ses-[A-Za-z0-9]+", n)), None)
+    if sub is None and p.name.startswith("sub-"):
+        ents, _ = parse_bids_name(p)
+        sub = f"sub-{ents['sub']}" if re.fullmatch(r"[A-Za-z0-9]+", ents.get("sub", "")) else None
+        if ses is None and re.fullmatch(r"[A-Za-z0-9]+", ents.get("ses", "")):
+            ses = f"ses-{ents['ses']}"
+    return sub, ses
+
+
 def sidecar_path(nifti: str | Path) -> Path:
     """``X.nii.gz`` / ``X.nii`` → ``X.json``."""
     p = Path(nifti)
@@ -239,7 +259,7 @@ def write_sidecar(path: str | Path, fields: Mapping) -> Path:
     p = Path(path)
     js = p if p.suffix == ".json" else sidecar_path(p)
     with atomic_path(js) as tmp:
-        tmp.write_text(json.dumps(_jsonable(fields), indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(jsonable(fields, drop_private=True), indent=2, sort_keys=False) + "\n")
     return js
 
 
@@ -583,7 +603,7 @@ def write_volumes(items: Sequence[tuple[Path, np.ndarray, Mapping]], affine: np.
             tmp = stack.enter_context(atomic_path(p))
             save_nifti(np.asarray(data), tmp, affine=affine)
             tmpj = stack.enter_context(atomic_path(sidecar_path(p)))
-            tmpj.write_text(json.dumps(_jsonable(meta), indent=2) + "\n")
+            tmpj.write_text(json.dumps(jsonable(meta, drop_private=True), indent=2) + "\n")
     return targets
 
 
@@ -704,17 +724,3 @@ def _label(value: str, prefix: str) -> str:
     if not re.fullmatch(r"[a-zA-Z0-9]+", s):
         raise InputError(None, f"BIDS {prefix} label {value!r} must be alphanumeric")
     return s
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

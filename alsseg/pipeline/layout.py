@@ -26,6 +26,7 @@ from pathlib import Path
 from alsseg import __version__
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError
+from alsseg.io.jsonable import jsonable
 from alsseg.pipeline.options import PipelineOptions, SessionJob
 
 RUN_FILE = "alsseg_run.json"
@@ -61,11 +62,6 @@ def failed_path(out_dir: Path, job: SessionJob) -> Path:
 def qc_figure_path(out_dir: Path, job: SessionJob) -> Path:
     """The session's QC thumbnail strip."""
     return session_dir(out_dir, job.subject, job.session) / "figures" / f"{job.name}_desc-qc.png"
-
-
-def jsonable(o):
-    """``o`` as it reads back from JSON (unknown objects as ``str``)."""
-    return json.loads(json.dumps(o, default=str))
 
 
 def is_done(out_dir: Path, job: SessionJob, options: PipelineOptions) -> bool:

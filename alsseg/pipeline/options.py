@@ -110,9 +110,11 @@ def session_job_from_path(path: str | Path, labels: str | Path | None = None, t1
         anat = p / "anat"
     elif p.is_dir() and p.name == "anat":
         anat = p
-    parts = [q.name for q in ([p] + list(p.parents))]
-    sub = subject or next((n for n in parts if re.fullmatch(r"sub-[A-Za-z0-9]+", n)), None)
-    ses = session or next((n for n in parts if re.fullmatch(r"ses-[A-Za-z0-9]+", n)), None)
+    from alsseg.io.series import subject_session_of
+
+    found_sub, found_ses = subject_session_of(p)
+    sub = subject or found_sub
+    ses = session or found_ses
     if anat is not None:
         from alsseg.io.bids import find_session_inputs
 
@@ -123,12 +125,7 @@ def session_job_from_path(path: str | Path, labels: str | Path | None = None, t1
                          s.t1_kind, Path(labels) if labels else None)
     else:
         if sub is None:
-            from alsseg.io.series import parse_bids_name
-
-            ents, _ = parse_bids_name(p) if p.is_file() else ({}, "")
-            sub = f"sub-{ents['sub']}" if "sub" in ents else "sub-" + (re.sub(r"[^A-Za-z0-9]", "", p.name.split(".")[0]) or "x")
-            if ses is None and "ses" in ents:
-                ses = f"ses-{ents['ses']}"
+            sub = "sub-" + (re.sub(r"[^A-Za-z0-9]", "", p.name.split(".")[0]) or "x")
         job = SessionJob(sub, ses, p, Path(t1) if t1 else None, None, Path(labels) if labels else None)
     root = next((q.parent for q in [p] + list(p.parents) if q.name == job.subject), None)
     return job, (root if root is not None else p.parent if p.is_file() else p)

@@ -149,3 +149,24 @@ def test_write_volumes_all_or_nothing(tmp_path):
     with pytest.raises(Exception):
         write_volumes(items, AFF)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_subject_session_of_reads_folders_then_entities(tmp_path):
+    from alsseg.io.series import subject_session_of
+
+    assert subject_session_of("/d/sub-01/ses-02/anat") == ("sub-01", "ses-02")
+    assert subject_session_of("/d/sub-01/ses-02/anat/sub-01_ses-02_echo-1_MESE.nii.gz") == ("sub-01", "ses-02")
+    assert subject_session_of("/x/sub-07_ses-b_MESE.nii.gz") == ("sub-07", "ses-b")
+    assert subject_session_of("/x/sub-07_echo-1_MESE.nii.gz") == ("sub-07", None)
+    assert subject_session_of("/x/meseleg3t") == (None, None)
+
+
+def test_one_jsonable_for_sidecars_and_records():
+    from pathlib import Path
+
+    from alsseg.io.jsonable import jsonable
+
+    obj = {"a": np.float32(1.5), 2: (np.arange(2), Path("/p")), "_ras": 1, "o": object}
+    out = jsonable(obj)
+    assert out["a"] == 1.5 and out["2"] == [[0, 1], "/p"] and out["_ras"] == 1 and isinstance(out["o"], str)
+    assert "_ras" not in jsonable(obj, drop_private=True)
