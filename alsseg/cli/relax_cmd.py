@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--b1", type=Path, help="VFA: B1 map on the same grid (e.g. _desc-b1_T2map)")
     q.add_argument("--kind", choices=("IR", "SR", "VFA"), help="override the series kind")
     q.add_argument("--prefix", help="output name prefix")
-    q.add_argument("--jobs", "-j", type=int, default=2)
+    q.add_argument("--jobs", "-j", type=int, default=2, help="worker threads (default 2)")
     q.add_argument("--force", action="store_true", help="refit even if outputs are up to date")
     add_quiet(q)
     q.set_defaults(func=_fit_t1)

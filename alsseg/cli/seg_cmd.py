@@ -81,9 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("run", help="training run folder")
     x.add_argument("--name", required=True, help="bundle name")
     x.add_argument("--out", help="bundle folder (default models/NAME)")
-    x.add_argument("--version", default="0.1.0")
-    x.add_argument("--changelog", default="first release")
-    x.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    x.add_argument("--version", default="0.1.0", help="bundle version written in its metadata (default 0.1.0)")
+    x.add_argument("--changelog", default="first release", help="changelog line for this bundle version")
+    x.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                   help="weights to export: best validation Dice or last epoch (default best)")
     x.add_argument("--card", help="model card markdown file to ship as docs/README.md")
     x.set_defaults(func=run_export)
 
