@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from alsseg import __version__
-from alsseg.io.atomic import write_text_atomic
+from alsseg.io.atomic import make_dirs, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.quant import QuantOptions
 
@@ -217,7 +217,7 @@ def prepare_output(out_dir: Path, source: str, options: PipelineOptions) -> None
             raise InputError(out_dir, f"holds results made with other options ({', '.join(diff)}); "
                              "refusing to mix — choose another output folder")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     write_text_atomic(out_dir / "dseg.tsv", dseg_tsv())
     desc = {"Name": "alsseg derivatives", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
             "GeneratedBy": [{"Name": "alsseg", "Version": __version__,
@@ -381,6 +381,12 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
         labels = np.asarray(lab_img.data)
         if not np.issubdtype(labels.dtype, np.integer):
             labels = np.round(labels).astype(np.int16)
+        from alsseg.labels import load_anatomy
+
+        anatomy = load_anatomy()
+        bad = sorted(set(np.unique(labels).tolist()) - anatomy.valid_ids())
+        if bad:
+            raise InputError(job.labels, f"label value(s) {bad[:10]} are not in the {anatomy.name} label table")
         source_labels = Path(job.labels).name
     else:
         seg = _segmenter(options.model)
@@ -583,6 +589,9 @@ def collect_tables(out_dir: str | Path):
             if done.is_file():
                 tsv = f / "anat" / f"{name}_muscles.tsv"
                 if tsv.is_file():
+                    from alsseg.io.bids import check_complete_rows
+
+                    check_complete_rows(tsv)  # a table cut mid-row is refused, not read short
                     t = pd.read_csv(tsv, sep="\t", na_values="n/a", dtype={"participant_id": str, "session_id": str})
                     tables.append(t)
                     status.append({"session": name, "status": "done", "error": ""})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the segmentation verbs to the alsseg parser."""
-    from alsseg.cli import add_quiet
+    from alsseg.cli import add_quiet, positive_int
 
     p = sub.add_parser("dataset", help="build a training dataset (nnU-Net v2 raw layout)",
                        description="Write DIR/dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz "
@@ -26,11 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrasts", default="random",
                    help="synthetic: comma-separated contrasts rendered per subject (default random; see "
                    "alsseg.synth: mese_e1, mese_late, t1w, dixon_water, dixon_fat, dwi_b0, random)")
-    p.add_argument("--grids-per-subject", type=int, default=2,
+    p.add_argument("--grids-per-subject", type=positive_int, default=2,
                    help="synthetic: random acquisition grids per subject (contrasts spread over them)")
     p.add_argument("--als-fraction", type=float, default=0.5,
                    help="synthetic: fraction of subjects with ALS-like atrophy / fat / oedema")
-    p.add_argument("--workers", type=int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
     p.add_argument("--image", default="mese", choices=("mese", "anat"), help="BIDS: image to pair with labels")
     p.add_argument("--labels-from", default="groundtruth", help="BIDS: derivative folder of the label maps")
     p.add_argument("--sparse-every", type=int, metavar="N", help="keep every N-th slice annotated (others ignored)")
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="default: the GPU when there is one (under torchrun, GPU LOCAL_RANK), else the CPU")
     add_quiet(t)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, keep_partial=True)  # checkpoints are kept: --resume
 
     s = sub.add_parser("segment", help="segment images with a model bundle",
                        description="Label map (right 1-7, left 11-17) on each input's grid, written as "
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--probabilities", action="store_true", help="also write _desc-muscles_probseg (4-D)")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
-    s.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is "
+    s.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "
                    "fastest on a CPU shared with other jobs)")
     add_quiet(s)
     s.set_defaults(func=run_segment)
@@ -157,10 +157,10 @@ def _load_input(path: str, echo_index: int):
     from alsseg.io.errors import InputError
     from alsseg.io.nifti import load_nifti
 
+    from alsseg.io.validate import input_kind
+
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file or folder")
-    if p.is_dir():
+    if input_kind(p) == "dir":
         from alsseg.io.series import load_mese
 
         try:
@@ -170,6 +170,13 @@ def _load_input(path: str, echo_index: int):
 
             return load_anatomical(p)
     return load_nifti(p, ndim=(2, 3, 4))
+
+
+def _check_segment_input(img, path) -> None:
+    from alsseg.io.errors import InputError
+
+    if img.data.ndim == 2:
+        raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
 
 
 def output_name(path: str) -> str:
@@ -191,29 +198,30 @@ def run_segment(args) -> int:
     from alsseg.labels import dseg_tsv
     from alsseg.seg.infer import Segmenter
 
-    out = Path(args.out)
+    from alsseg.io.atomic import check_output_folder
+    from alsseg.seg.infer import parse_device
+
+    out = check_output_folder(args.out)
     names = [output_name(p) for p in args.images]
     if len(set(names)) != len(names):
         raise InputError(None, "two inputs share a name; their outputs would collide")
     targets = [out / f"{n}_desc-muscles_dseg.nii.gz" for n in names]
     refuse_overwrite_of_inputs(targets, args.images)
-    device = None
+    device = parse_device(args.device) if args.device else None
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(None, "--threads must be >= 1")
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.device:
-        import torch
-
-        device = torch.device(args.device)
     seg = Segmenter.from_bundle(args.model, device=device)
+    # every input is checked before anything is written (a bad last input leaves nothing behind)
+    for path in args.images:
+        _check_segment_input(_load_input(path, seg.preprocess.echo_index), path)
     for path in tqdm(args.images, desc="segment", unit="image", disable=args.quiet or len(args.images) < 2):
         img = _load_input(path, seg.preprocess.echo_index)
-        if img.data.ndim == 2:
-            raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
         labels, probs = seg.predict_full(img, probabilities=args.probabilities, single_leg_side=args.side)
+        if not np.any(labels.data):
+            raise InputError(path, f"the model {args.model} found no muscle (empty label map); nothing written "
+                             "(is this a lower-leg image of a contrast the model knows?)")
         n = output_name(path)
         save_nifti(labels, out / f"{n}_desc-muscles_dseg.nii.gz", dtype=np.uint8)
         if probs is not None:

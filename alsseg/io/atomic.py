@@ -3,6 +3,11 @@
 A reader never sees a half-written output, and an interrupted run leaves no partial file
 under the final name. Inputs are protected: :func:`refuse_overwrite_of_inputs` raises if an
 output path is one of the inputs.
+
+A set of files is atomic too: inside :func:`output_transaction` every file and folder created
+through :func:`atomic_path` / :func:`make_dirs` is recorded, and when the block fails they are
+removed again (a file that was replaced is put back from a hard-linked copy), so a command that
+fails half-way leaves the disk as it found it.
 """
 
 from __future__ import annotations
@@ -21,15 +26,90 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
+class _Journal:
+    """What one :func:`output_transaction` created (in this process only)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.created_dirs: list[Path] = []
+        self.created_files: list[Path] = []
+        self.replaced: list[tuple[Path, Path]] = []  # (target, hard-linked copy of the old file)
+
+    def rollback(self) -> None:
+        for target, backup in reversed(self.replaced):
+            with contextlib.suppress(OSError):
+                os.replace(backup, target)
+        for f in reversed(self.created_files):
+            with contextlib.suppress(OSError):
+                f.unlink()
+        for d in reversed(self.created_dirs):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only when empty: never a folder someone else filled meanwhile
+
+    def commit(self) -> None:
+        for _, backup in self.replaced:
+            with contextlib.suppress(OSError):
+                backup.unlink()
+
+
+_JOURNALS: list[_Journal] = []
+
+
+def _journal() -> _Journal | None:
+    j = _JOURNALS[-1] if _JOURNALS else None
+    return j if j is not None and j.pid == os.getpid() else None  # not in a forked worker
+
+
+@contextlib.contextmanager
+def output_transaction(enabled: bool = True) -> Iterator[None]:
+    """Undo, on any exception, every write made through this module inside the block."""
+    if not enabled:
+        yield
+        return
+    journal = _Journal()
+    _JOURNALS.append(journal)
+    try:
+        yield
+    except BaseException:
+        journal.rollback()
+        raise
+    else:
+        journal.commit()
+    finally:
+        _JOURNALS.remove(journal)
+
+
+def make_dirs(folder: str | Path) -> Path:
+    """``mkdir -p`` that records the folders it created in the current transaction."""
+    folder = Path(folder)
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        if p.is_symlink():  # a dangling or looping link: let mkdir say so
+            break
+        missing.append(p)
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        raise InputError(p, "is a file, not a folder: cannot write outputs under it")
+    folder.mkdir(parents=True, exist_ok=True)
+    j = _journal()
+    if j is not None:
+        j.created_dirs.extend(reversed(missing))
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it onto ``target``.
 
     The temporary name keeps the target's full suffix (e.g. ``.nii.gz``) so libraries
-    that choose a format by extension behave the same. On error the temporary file is removed.
+    that choose a format by extension behave the same. On error the temporary file is removed,
+    and an :class:`OSError` without a file name is given the target's.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise InputError(target, "is a folder; cannot write a file there")
+    make_dirs(target.parent)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.", suffix=suffix, dir=target.parent)
@@ -38,7 +118,21 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp_path
         os.chmod(tmp_path, _FILE_MODE)
+        j = _journal()
+        existed = os.path.lexists(target)
+        if j is not None and existed:
+            backup = target.with_name(f".{target.name}.{os.getpid()}.bak")
+            os.link(target, backup)
+            j.replaced.append((target, backup))
         os.replace(tmp_path, target)
+        if j is not None and not existed:
+            j.created_files.append(target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        if exc.filename is None or str(exc.filename) == str(tmp_path):
+            exc.filename = str(target)  # the user knows the output's name, not the temporary one
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -61,7 +155,30 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> Path:
 
 def refuse_overwrite_of_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
     """Raise :class:`InputError` if any output path is one of the input paths."""
+    from alsseg.io.validate import input_kind
+
+    for p in inputs:
+        input_kind(p)  # a symlink loop or a FIFO is named here, before resolve() trips on it
     resolved_inputs = [Path(p).resolve() for p in inputs]
     for out in outputs:
         if Path(out).resolve() in resolved_inputs:
             raise InputError(out, "output path is also an input; refusing to overwrite an input")
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """Refuse an output folder that is an existing file (or sits under one), before any work.
+
+    Raises:
+        InputError: ``folder`` or one of its parents exists and is not a folder.
+    """
+    folder = Path(folder)
+    for p in [folder, *folder.parents]:
+        try:
+            if p.exists():
+                if not p.is_dir():
+                    raise InputError(folder if p == folder else p,
+                                     "exists and is not a folder; give a folder for the outputs")
+                break
+        except OSError as exc:  # a symlink loop in the path
+            raise InputError(p, f"cannot be used as output folder ({exc.strerror.lower()})") from None
+    return folder

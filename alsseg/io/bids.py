@@ -18,6 +18,7 @@ scans without a participants row, motor rows for a visit without scans) go to
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,7 +34,7 @@ KGF_TO_N = 9.80665
 #: motor table columns and their meaning (units in the name).
 MOTOR_COLUMNS = ("participant_id", "session_id", "side", "cmap_mv", "mvic_n")
 GROUPS = {"als": "ALS", "control": "control", "hc": "control", "healthy": "control"}
-SIDES = {"r": "R", "right": "R", "l": "L", "left": "L"}
+SIDES = {"r": "R", "l": "L"}  # BIDS and the motor-table spec: R or L (any case), nothing else
 _NA = {"", "n/a", "na", "nan"}
 _ANAT_SUFFIXES = ("T1w", "T2w", "PDw")
 
@@ -324,17 +325,56 @@ def _sp(aff: np.ndarray) -> list[float]:
 def _read_tsv(path: Path, required: tuple[str, ...]):
     import pandas as pd
 
-    if not path.exists():
+    import zlib
+
+    from alsseg.io.validate import input_kind
+
+    if not os.path.lexists(path):
         raise InputError(path, "no such table")
+    if input_kind(path) != "file":
+        raise InputError(path, "is a folder, expected a TSV table")
     try:
+        check_complete_rows(path)
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputError(path, f"not a readable TSV table ({str(exc).splitlines()[0] if str(exc) else 'empty'})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # a .gz that is not gzip, a truncated archive
+        what = "not a valid compressed file" if path.name.endswith((".gz", ".bz2", ".xz", ".zip", ".zst")) else "unreadable"
+        raise InputError(path, f"{what} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     df.columns = [c.strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
     return df.apply(lambda col: col.str.strip())
+
+
+def check_complete_rows(path: Path) -> None:
+    """Refuse a TSV whose rows do not all have the header's number of fields (a table cut
+    mid-row, a stray tab); ``.gz``/``.bz2``/``.xz`` tables are read through their decompressor.
+
+    Raises:
+        InputError: naming the table and the first bad line (header = line 1).
+    """
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return
+    n = len(lines[0].rstrip("\r").split("\t"))
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        k = len(line.rstrip("\r").split("\t"))
+        if k != n:
+            cut = " (the file ends mid-row: cut or still being written?)" if i == len(lines) and not text.endswith("\n") else ""
+            raise InputError(path, f"line {i}: has {k} field(s), the header has {n}{cut}")
 
 
 def read_participants(path: str | Path):
@@ -365,7 +405,8 @@ def read_participants(path: str | Path):
                 raise InputError(path, f"line {i + 2}: group {g!r} is neither ALS nor control")
         df["group"] = groups
     else:
-        df["group"] = np.nan
+        raise InputError(path, "no 'group' column: patients vs controls cannot be told apart; add a group "
+                         "column (ALS, control, or n/a where unknown)")
     for c in df.columns:
         if c not in ("participant_id", "group"):
             df[c] = df[c].replace({v: np.nan for v in ("", "n/a", "N/A")})
@@ -379,7 +420,7 @@ def read_motor_table(path: str | Path, known_subjects: set[str] | None = None):
     """Read a motor-measure table (see ``docs/motor_table_example.tsv`` and its ``.json``).
 
     Columns: participant_id, session_id (may be ``n/a`` for single-visit datasets), side
-    (R|L, also right/left), cmap_mv (tibialis anterior CMAP amplitude, mV), mvic_n (foot
+    (R or L, any case), cmap_mv (tibialis anterior CMAP amplitude, mV), mvic_n (foot
     dorsiflexion MVIC, N) — or mvic_kg (kgf, converted to N by × 9.80665). Missing values
     (empty, ``n/a``) are NaN, never imputed. Extra columns are kept.
 

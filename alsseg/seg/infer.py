@@ -35,6 +35,33 @@ def auto_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def parse_device(text: str | None):
+    """A torch device from ``--device`` text (``cpu``, ``cuda``, ``cuda:1``); ``None`` → :func:`auto_device`.
+
+    Raises:
+        InputError: not a device name, or a GPU asked for that this machine does not have.
+    """
+    import re
+
+    import torch
+
+    from alsseg.io.errors import InputError
+
+    if text is None:
+        return auto_device()
+    m = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", str(text).strip())
+    if not m or (m.group(1) == "cpu" and m.group(2)):
+        raise InputError(None, f"--device {text!r}: expected cpu, cuda or cuda:N")
+    if m.group(1) == "cpu":
+        return torch.device("cpu")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(m.group(2) or 0)
+    if index >= n:
+        have = f"{n} GPU(s) visible" if n else "no GPU is visible on this machine"
+        raise InputError(None, f"--device {text}: {have}; use --device cpu")
+    return torch.device("cuda", index)
+
+
 def sliding_logits(model, data: np.ndarray, patch_size, device, chunk: int | None = None,
                    overlap: float = 0.25, context_slices: int = 0, use_context: bool = True):
     """Yield ``(z0, logits)`` with logits ``(k, C, X', Y')`` (torch, CPU) for runs of slices, in order.
