@@ -201,7 +201,9 @@ def prepare_output(out_dir: Path, source: str, options: PipelineOptions) -> None
         raise InputError(out_dir, "output path exists and is not a folder")
     run_file = out_dir / RUN_FILE
     want = {"source": str(source), "options": _jsonable(options.fingerprint())}
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    from alsseg.jobs import LOCK_NAME
+
+    if out_dir.is_dir() and any(p.name != LOCK_NAME for p in out_dir.iterdir()):
         if not run_file.is_file():
             raise InputError(out_dir, "output folder is not empty and is not an alsseg output folder; "
                              "choose an empty or new folder")
@@ -323,6 +325,10 @@ def run_session(job: SessionJob, out_dir: Path, options: PipelineOptions = Pipel
     try:
         outputs = _run_session(job, Path(out_dir), options, stage, times)
     except Exception as exc:  # a bad session is recorded and the cohort goes on
+        from alsseg.io.atomic import STOP_ERRNOS
+
+        if isinstance(exc, OSError) and exc.errno in STOP_ERRNOS:
+            raise  # a full or read-only disk: no later session can be written either
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, InputError):
             msg = f"{type(exc).__name__}: {msg}"
@@ -358,11 +364,10 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
     if old_marker.exists():
         old_marker.unlink()
     # temporaries left by a killed run (atomic writes use hidden names): remove them
-    sdir = session_dir(out_dir, job.subject, job.session)
-    if sdir.is_dir():
-        for p in sdir.rglob(".*"):
-            if p.is_file():
-                p.unlink()
+    # (only those of dead writers on this machine: never another live run's)
+    from alsseg.io.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(session_dir(out_dir, job.subject, job.session))
     begin("load")
     series = load_mese(job.mese)
     ref3d = Image(series.image.data[..., 0], series.image.affine, series.image.path)
@@ -501,27 +506,41 @@ def _worker(args):
 
 
 def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOptions = PipelineOptions(),
-               jobs: int = 1, shard: tuple[int, int] | None = None, quiet: bool = False) -> list[SessionResult]:
+               jobs: int = 1, shard: tuple[int, int] | None = None, quiet: bool = False,
+               scheduler: str | None = None) -> list[SessionResult]:
     """Every session of a BIDS dataset into ``out_dir`` (resumable, failures recorded).
 
     Parameters
     ----------
     bids_root : source BIDS dataset.
-    out_dir : derivative folder (created; refused if it holds something else).
-    jobs : sessions processed in parallel (processes).
+    out_dir : derivative folder (created; refused if it holds something else, or if another
+        run holds its lock, :func:`alsseg.jobs.output_lock`).
+    jobs : sessions processed in parallel (processes that die with this one); with
+        ``scheduler="local"`` the number of Dask workers.
     shard : ``(i, n)``: process only every n-th session starting at the i-th (1-based).
     quiet : no progress bar.
+    scheduler : run the sessions on a Dask cluster: its address, or ``"local"`` for a
+        ``LocalCluster`` (:func:`alsseg.jobs.run_dask`); ``None``: this machine's process pool.
 
     Returns
     -------
     One :class:`SessionResult` per session of the shard; also written to
     ``out_dir/group/cohort_status[_shard-i-of-n].tsv``.
     """
-    from tqdm.auto import tqdm
+    from alsseg.jobs import output_lock
 
     bids_root, out_dir = Path(bids_root), Path(out_dir)
     ds, todo = cohort_jobs(bids_root, options, shard)
     _ = ds.participants, ds.motor  # table errors surface now, before any work
+    with output_lock(out_dir):
+        return _run_cohort_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, scheduler)
+
+
+def _run_cohort_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, scheduler):
+    from tqdm.auto import tqdm
+
+    from alsseg import jobs as runners
+
     prepare_output(out_dir, str(bids_root.resolve()), options)
     results: list[SessionResult] = []
     bar = tqdm(total=len(todo), desc="sessions", unit="session", disable=quiet, dynamic_ncols=True)
@@ -532,26 +551,25 @@ def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOpti
             bar.update(1)
         else:
             pending.append(job)
-    if jobs <= 1:
+    def on_done(item, res, err):
+        job = item[0]
+        if err is not None:  # a crashed worker (or a session lost too often on a cluster): record, go on
+            res = SessionResult(job.name, "failed", error=f"{type(err).__name__}: {err}")
+        results.append(res)
+        bar.set_postfix_str(f"{job.name}: {res.status}")
+        bar.update(1)
+
+    items = [(j, out_dir, options) for j in pending]
+    if scheduler and pending:
+        runners.run_dask(_worker, items, [j.name for j in pending], scheduler, jobs, on_done)
+    elif jobs <= 1 or len(pending) <= 1:
         for job in pending:
             bar.set_postfix_str(job.name)
             res = run_session(job, out_dir, options, stage=lambda s, n=job.name: bar.set_postfix_str(f"{n}: {s}"))
             results.append(res)
             bar.update(1)
     else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(_worker, (j, out_dir, options)): j for j in pending}
-            for fut in as_completed(futs):
-                job = futs[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a crashed worker: record, go on
-                    res = SessionResult(job.name, "failed", error=f"{type(exc).__name__}: {exc}")
-                results.append(res)
-                bar.set_postfix_str(f"{job.name}: {res.status}")
-                bar.update(1)
+        runners.run_pool(_worker, items, jobs, on_done)
     bar.close()
     order = {j.name: i for i, j in enumerate(todo)}
     results.sort(key=lambda r: order.get(r.name, 0))

@@ -86,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", help="derivative folder (default BIDS_ROOT/derivatives/alsseg)")
     c.add_argument("--jobs", type=positive_int, default=1, help="sessions in parallel (processes; default 1)")
     c.add_argument("--shard", help="i/n: only the i-th of n shares of the sessions (1-based)")
+    c.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the sessions on a Dask cluster: its scheduler address (tcp://host:8786), or "
+                   "'local' for a LocalCluster of --jobs workers (needs alsseg[dask]; default: this "
+                   "machine's process pool, which is faster on one machine; see docs/pipeline.md)")
     c.add_argument("--labels-from", metavar="DERIVATIVE",
                    help="take label maps from BIDS_ROOT/derivatives/DERIVATIVE (e.g. groundtruth) instead of segmenting")
     c.add_argument("--no-stats", action="store_true", help="do not run stats + report at the end")
@@ -162,13 +166,20 @@ def session_job(path: str, labels=None, t1=None, subject=None, session=None):
 
 
 def cmd_run(args) -> int:
-    from alsseg import pipeline
-
     from alsseg.io.atomic import check_output_folder
+    from alsseg.jobs import output_lock
 
     job, root = session_job(args.session, args.labels, args.t1, args.subject, args.session_id)
     opts = _options(args)
     out = check_output_folder(args.out)
+
+    with output_lock(out):
+        return _run_locked(args, job, root, opts, out)
+
+
+def _run_locked(args, job, root, opts, out) -> int:
+    from alsseg import pipeline
+
     pipeline.prepare_output(out, str(Path(root).resolve()), opts)
     from tqdm.auto import tqdm
 
@@ -204,7 +215,7 @@ def cmd_cohort(args) -> int:
     out = check_output_folder(Path(args.out) if args.out else Path(args.bids_root) / "derivatives" / "alsseg")
     opts = _options(args, labels_from=args.labels_from)
     res = pipeline.run_cohort(args.bids_root, out, opts, jobs=args.jobs,
-                              shard=pipeline.parse_shard(args.shard), quiet=args.quiet)
+                              shard=pipeline.parse_shard(args.shard), quiet=args.quiet, scheduler=args.scheduler)
     n = {k: sum(r.status == k for r in res) for k in ("done", "skipped", "failed")}
     for r in res:
         if r.status == "failed":

@@ -13,7 +13,10 @@ fails half-way leaves the disk as it found it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,6 +27,52 @@ from alsseg.io.errors import InputError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+
+#: file-system errors after which no later write can succeed: a cohort stops on them.
+STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+#: temporary and backup names carry their writer: ``.NAME.alsseg-HOST-PID-XXXX.EXT``.
+_TEMP_RE = re.compile(r"^\..*\.alsseg-([A-Za-z0-9]+)-(\d+)-")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+
+
+def _tag() -> str:
+    return f"alsseg-{_host()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files under ``folder`` that a dead writer of this machine left
+    (a killed run), and this process's own; never those of a live process or another machine.
+
+    Returns the paths removed.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    me, host = os.getpid(), _host()
+    for p in folder.rglob(".*"):
+        m = _TEMP_RE.match(p.name)
+        if not m or not p.is_file() or m.group(1) != host:
+            continue
+        pid = int(m.group(2))
+        if pid == me or not _alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 class _Journal:
@@ -79,6 +128,13 @@ def output_transaction(enabled: bool = True) -> Iterator[None]:
         _JOURNALS.remove(journal)
 
 
+def record_created(path: str | Path) -> None:
+    """Count a file made outside :func:`atomic_path` (a lock file) among the transaction's."""
+    j = _journal()
+    if j is not None:
+        j.created_files.append(Path(path))
+
+
 def make_dirs(folder: str | Path) -> Path:
     """``mkdir -p`` that records the folders it created in the current transaction."""
     folder = Path(folder)
@@ -112,7 +168,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     make_dirs(target.parent)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.", suffix=suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.{_tag()}", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -121,7 +177,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         j = _journal()
         existed = os.path.lexists(target)
         if j is not None and existed:
-            backup = target.with_name(f".{target.name}.{os.getpid()}.bak")
+            backup = target.with_name(f".{target.name}.{_tag()}bak")
             os.link(target, backup)
             j.replaced.append((target, backup))
         os.replace(tmp_path, target)

@@ -1,0 +1,163 @@
+"""Running many sessions: one lock per output folder, a local process pool whose workers die
+with their parent, and a Dask distributed cluster.
+
+* :func:`output_lock` — a ``filelock`` lock file ``OUT/.alsseg.lock``: a second run into the
+  same folder is refused at once (two runs never recompute or clean up under each other).
+* :func:`run_pool` — ``concurrent.futures.ProcessPoolExecutor`` whose workers call
+  ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux) and also watch ``os.getppid()`` from a thread, so
+  a killed parent leaves no worker behind (on any POSIX system, within a second).
+* :func:`run_dask` — the same tasks on a Dask cluster (``distributed``): an address
+  (``tcp://host:8786``) or ``local`` (a ``LocalCluster`` of ``n_workers`` processes). A worker
+  lost mid-task has its task recomputed elsewhere by the scheduler; a session is finished only
+  when its completion marker is written (last, atomically), so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from alsseg.io.errors import InputError
+
+LOCK_NAME = ".alsseg.lock"
+#: seconds between two looks of a worker at its parent (the fallback where prctl is missing).
+PARENT_POLL_S = 0.5
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold ``OUT/.alsseg.lock`` for the block; refuse at once if another run holds it.
+
+    Raises:
+        InputError: another alsseg process is writing into ``out_dir``.
+    """
+    from filelock import FileLock, Timeout
+
+    from alsseg.io.atomic import make_dirs, record_created
+
+    out_dir = make_dirs(out_dir)
+    path = out_dir / LOCK_NAME
+    existed = path.exists()
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise InputError(out_dir, "another alsseg run is writing into this folder (it holds "
+                         f"{LOCK_NAME}); wait for it to finish or choose another output folder") from None
+    if not existed:
+        record_created(path)  # a failed `run` removes it with its other outputs
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
+# ------------------------------------------------------------------------------ local pool
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process when ``parent_pid`` ends (SIGKILL via prctl on Linux,
+    plus a watchdog thread polling ``os.getppid()`` everywhere)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(PARENT_POLL_S)
+
+    threading.Thread(target=watch, name="alsseg-parent-watch", daemon=True).start()
+
+
+def run_pool(fn: Callable, items: Iterable, n_workers: int, on_done: Callable) -> None:
+    """``fn(item)`` for each item in ``n_workers`` processes that die with this one;
+    ``on_done(item, result, error)`` in this process as each finishes (``error``: the exception
+    of a crashed worker, else None). An :class:`OSError` of the file system (full or read-only
+    disk) stops the run: every later session would fail the same way."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from alsseg.io.atomic import STOP_ERRNOS
+
+    with ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futs = {pool.submit(fn, item): item for item in items}
+        try:
+            for fut in as_completed(futs):
+                try:
+                    res, err = fut.result(), None
+                except OSError as exc:
+                    if exc.errno in STOP_ERRNOS:
+                        raise
+                    res, err = None, exc
+                except Exception as exc:  # noqa: BLE001 - a crashed worker is recorded, the run goes on
+                    res, err = None, exc
+                on_done(futs[fut], res, err)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+
+
+# ------------------------------------------------------------------------------------ Dask
+def dask_client(scheduler: str, n_workers: int):
+    """``(client, cluster_or_None)`` for ``--scheduler`` (``local`` or an address).
+
+    Raises:
+        InputError: Dask is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError(None, "--scheduler needs Dask: pip install 'alsseg[dask]'") from None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1")
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="15s"), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(None, f"--scheduler {scheduler}: cannot reach the Dask scheduler ({first[:160]})") from None
+
+
+def run_dask(fn: Callable, items: list, names: list[str], scheduler: str, n_workers: int,
+             on_done: Callable, client=None) -> None:
+    """``fn(item)`` for each item as Dask tasks; ``on_done(item, result, error)`` as each ends.
+
+    Each task has a unique key (``alsseg-<name>-<run id>``); a worker lost mid-task has the task
+    rerun on another worker (the scheduler's ``allowed-failures``, default 3).
+    """
+    from distributed import as_completed
+
+    own = client is None
+    cluster = None
+    if own:
+        client, cluster = dask_client(scheduler, n_workers)
+    try:
+        run = uuid.uuid4().hex[:8]
+        futs = {client.submit(fn, item, key=f"alsseg-{name}-{run}", pure=False): item
+                for item, name in zip(items, names)}
+        for fut in as_completed(list(futs)):
+            try:
+                res, err = fut.result(), None
+            except Exception as exc:  # noqa: BLE001 - recorded; KilledWorker after too many losses
+                res, err = None, exc
+            on_done(futs[fut], res, err)
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
