@@ -52,9 +52,26 @@ def os_error_line(exc: OSError) -> str:
 
 def run_verb(args) -> int:
     """Call ``args.func(args)`` under the failure contract above; return the exit code."""
+    import logging
+
+    class Relay(logging.Handler):  # nibabel's header repairs: one warning line, not raw log text
+        def emit(self, record):
+            warnings.warn(record.getMessage(), UserWarning)
+
+    logs = [logging.getLogger(n) for n in ("nibabel", "nibabel.global")]  # the latter has its own handler
+    saved = [(lg.handlers[:], lg.propagate) for lg in logs]
+    for lg in logs:
+        lg.handlers, lg.propagate = [Relay()], False
+    try:
+        return _run_verb(args, bool(getattr(args, "debug", False)))
+    finally:
+        for lg, (handlers, propagate) in zip(logs, saved):
+            lg.handlers, lg.propagate = handlers, propagate
+
+
+def _run_verb(args, debug: bool) -> int:
     from alsseg.io.validate import InputWarning
 
-    debug = bool(getattr(args, "debug", False))
     quiet = bool(getattr(args, "quiet", False))
     keep_partial = bool(getattr(args, "keep_partial", False))
     with warnings.catch_warnings(record=True) as caught:

@@ -168,7 +168,11 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     make_dirs(target.parent)
     if suffix is None:
         suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.{_tag()}", suffix=suffix, dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.{_tag()}", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        exc.filename = str(target)  # the user knows the output's name, not the temporary one
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -213,16 +213,29 @@ def run_case(name: str, root: Path) -> tuple[bool, str]:
 
     c = CASES[name](root)
     before = snapshot(root)
+    import sys
+    import tempfile
+
     err, out = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), \
-            (c.fault() if c.fault else contextlib.nullcontext()):
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as raw_err:  # also what bypasses sys.stderr (loggers, C code)
+        saved_fd = os.dup(2)
+        os.dup2(raw_err.fileno(), 2)
         try:
-            code = main(c.argv)
-        except SystemExit as exc:  # argparse: must not happen
-            code = f"SystemExit({exc.code})"
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), \
+                    (c.fault() if c.fault else contextlib.nullcontext()):
+                try:
+                    code = main(c.argv)
+                except SystemExit as exc:  # argparse: must not happen
+                    code = f"SystemExit({exc.code})"
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+        raw_err.seek(0)
+        stray = raw_err.read().decode(errors="replace")
     seconds = time.perf_counter() - t0
-    text = err.getvalue()
+    text = stray + err.getvalue()
     # the lines a terminal shows: a progress bar redrawn with \r and cleared leaves no line
     lines = [ln.split("\r")[-1] for ln in text.split("\n")]
     lines = [ln for ln in lines if ln.strip()]
