@@ -3,6 +3,9 @@ with their parent, and a Dask distributed cluster.
 
 * :func:`output_lock` — a ``filelock`` lock file ``OUT/.alsseg.lock``: a second run into the
   same folder is refused at once (two runs never recompute or clean up under each other).
+  Shards of a job array (``--shard i/n``) touch disjoint sessions and may share a folder: each
+  holds ``OUT/.alsseg-shard-I-of-N.lock``; a whole-folder run refuses while any shard runs,
+  and a shard refuses while a whole-folder run (or the same shard) runs.
 * :func:`run_pool` — ``concurrent.futures.ProcessPoolExecutor`` whose workers call
   ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux) and also watch ``os.getppid()`` from a thread, so
   a killed parent leaves no worker behind (on any POSIX system, within a second).
@@ -27,36 +30,72 @@ from typing import Callable, Iterable, Iterator
 from alsseg.io.errors import InputError
 
 LOCK_NAME = ".alsseg.lock"
+#: seconds a shard waits for the folder lock, which other shards hold only for an instant.
+SHARD_WAIT_S = 30.0
+
+
+def is_lock_file(name: str) -> bool:
+    """True for the lock files of :func:`output_lock` (ignored when a folder is inspected)."""
+    return name == LOCK_NAME or (name.startswith(".alsseg-shard-") and name.endswith(".lock"))
 #: seconds between two looks of a worker at its parent (the fallback where prctl is missing).
 PARENT_POLL_S = 0.5
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: str | Path) -> Iterator[Path]:
-    """Hold ``OUT/.alsseg.lock`` for the block; refuse at once if another run holds it.
+def output_lock(out_dir: str | Path, shard: tuple[int, int] | None = None) -> Iterator[Path]:
+    """Hold the output folder's lock (or shard ``(i, n)``'s) for the block; refuse at once if
+    another run holds a lock that overlaps.
 
     Raises:
-        InputError: another alsseg process is writing into ``out_dir``.
+        InputError: another alsseg process is writing the same sessions into ``out_dir``.
     """
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
+
+    out_dir = Path(out_dir)
+    busy = ("another alsseg run is writing into this folder (it holds {}); wait for it to finish or "
+            "choose another output folder")
+    folder = _lock(out_dir, LOCK_NAME, 0 if shard is None else SHARD_WAIT_S)
+    try:
+        folder.acquire()
+    except Timeout:
+        raise InputError(out_dir, busy.format(LOCK_NAME)) from None
+    held = folder
+    try:
+        if shard is None:
+            for other in sorted(out_dir.glob(".alsseg-shard-*.lock")):
+                probe = _lock(out_dir, other.name, 0)
+                try:
+                    probe.acquire()
+                except Timeout:
+                    raise InputError(out_dir, busy.format(other.name)) from None
+                probe.release()
+        else:
+            name = f".alsseg-shard-{shard[0]}-of-{shard[1]}.lock"
+            held = _lock(out_dir, name, 0)
+            try:
+                held.acquire()
+            except Timeout:
+                raise InputError(out_dir, busy.format(name)) from None
+            folder.release()  # other shards may start now
+    except BaseException:
+        folder.release()
+        raise
+    try:
+        yield Path(held.lock_file)
+    finally:
+        held.release()
+
+
+def _lock(out_dir: Path, name: str, timeout: float):
+    from filelock import FileLock
 
     from alsseg.io.atomic import make_dirs, record_created
 
-    out_dir = make_dirs(out_dir)
-    path = out_dir / LOCK_NAME
-    existed = path.exists()
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise InputError(out_dir, "another alsseg run is writing into this folder (it holds "
-                         f"{LOCK_NAME}); wait for it to finish or choose another output folder") from None
-    if not existed:
+    make_dirs(out_dir)
+    path = out_dir / name
+    if not path.exists():
         record_created(path)  # a failed `run` removes it with its other outputs
-    try:
-        yield path
-    finally:
-        lock.release()
+    return FileLock(str(path), timeout=timeout)
 
 
 # ------------------------------------------------------------------------------ local pool

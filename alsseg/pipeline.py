@@ -201,9 +201,9 @@ def prepare_output(out_dir: Path, source: str, options: PipelineOptions) -> None
         raise InputError(out_dir, "output path exists and is not a folder")
     run_file = out_dir / RUN_FILE
     want = {"source": str(source), "options": _jsonable(options.fingerprint())}
-    from alsseg.jobs import LOCK_NAME
+    from alsseg.jobs import is_lock_file
 
-    if out_dir.is_dir() and any(p.name != LOCK_NAME for p in out_dir.iterdir()):
+    if out_dir.is_dir() and any(not is_lock_file(p.name) for p in out_dir.iterdir()):
         if not run_file.is_file():
             raise InputError(out_dir, "output folder is not empty and is not an alsseg output folder; "
                              "choose an empty or new folder")
@@ -532,7 +532,7 @@ def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOpti
     bids_root, out_dir = Path(bids_root), Path(out_dir)
     ds, todo = cohort_jobs(bids_root, options, shard)
     _ = ds.participants, ds.motor  # table errors surface now, before any work
-    with output_lock(out_dir):
+    with output_lock(out_dir, shard):
         return _run_cohort_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, scheduler)
 
 

@@ -115,6 +115,19 @@ def processed(root: Path, muscles_tsv: str) -> tuple[Path, Path]:
     return src, out
 
 
+def dicom_folder(folder: Path) -> Path:
+    """A small classic DICOM MESE series (the io tests' writer, loaded by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alsseg_io_conftest", Path(__file__).with_name("conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules.setdefault("alsseg_io_conftest", mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod.write_dicom_series(folder, enhanced=False).folder
+
+
 def labels_map(shape=SHAPE) -> np.ndarray:
     lab = np.zeros(shape, np.uint8)
     lab[2:8, 4:12, :] = 1
@@ -507,10 +520,19 @@ def case_fit_t2_disk_full(r):
 
 @case
 def case_convert_disk_full(r):
-    p = write_mese(r / "in/mese.nii.gz")
+    d = dicom_folder(r / "dcm")
     out = r / "o"
-    return Case(["fit-t2", str(p), "--out", str(out), "--model", "mono"], str(out), "no space left on device",
-                fault=lambda: failing_writes(out, errno.ENOSPC, after=1))
+    return Case(["convert", str(d), "--out", str(out), "--subject", "01", "--split-echoes"], str(out),
+                "no space left on device", fault=lambda: failing_writes(out, errno.ENOSPC, after=5))
+
+
+@case
+def case_read_only_convert(r):
+    d = dicom_folder(r / "dcm")
+    out = r / "ro"
+    out.mkdir()
+    return Case(["convert", str(d), "--out", str(out)], str(out), "read-only file system",
+                fault=lambda: failing_writes(out, errno.EROFS))
 
 
 def _read_only(verb_argv):

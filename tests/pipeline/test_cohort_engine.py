@@ -131,11 +131,29 @@ def test_full_disk_stops_the_cohort_with_one_line(tiny_bids, tmp_path, capsys, m
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no space left on device" in err
     assert "Traceback" not in err
     monkeypatch.undo()
-    assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".alsseg.lock"]  # no temporaries
+    assert not [p for p in out.rglob(".*") if p.is_file() and not p.name.endswith(".lock")]  # no temporaries
     done = sorted(p.name for p in out.glob("sub-*/ses-*/*_alsseg.json"))
     assert done == ["sub-01_ses-01_alsseg.json"]  # the finished session is kept; a rerun resumes
     res = pipeline.run_cohort(tiny_bids, out, GT, quiet=True)
     assert sorted(r.status for r in res) == ["done", "done", "skipped"]
+
+
+def test_shards_share_a_folder_but_not_a_shard(tiny_bids, tmp_path, capsys):
+    from alsseg.jobs import output_lock
+
+    out = tmp_path / "d"
+    with output_lock(out, (1, 3)):  # shard 1/3 running elsewhere
+        # another shard goes ahead in the same folder …
+        assert main(["cohort", str(tiny_bids), "--out", str(out), "--labels-from", "groundtruth", "--no-t1",
+                     "-q", "--shard", "2/3"]) == 0
+        capsys.readouterr()
+        # … the same shard and a whole-folder run are refused
+        for extra in (["--shard", "1/3"], []):
+            assert main(["cohort", str(tiny_bids), "--out", str(out), "--labels-from", "groundtruth", "--no-t1",
+                         "-q", *extra]) == 2
+            err = capsys.readouterr().err
+            assert len(err.strip().splitlines()) == 1 and ".alsseg-shard-1-of-3.lock" in err
+    assert [p.name for p in out.glob("sub-*/ses-*/*_alsseg.json")] == ["sub-01_ses-02_alsseg.json"]
 
 
 # ---------------------------------------------------------------------------------------- Dask
@@ -144,7 +162,7 @@ def _tree(out: Path) -> dict:
     without its timing column)."""
     files = {}
     for p in sorted(out.rglob("*")):
-        if not p.is_file() or p.name == ".alsseg.lock":
+        if not p.is_file() or p.name.endswith(".lock"):
             continue
         rel = str(p.relative_to(out))
         if p.name.endswith("_alsseg.json"):
