@@ -178,7 +178,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp_path
         os.chmod(tmp_path, _FILE_MODE)
-        j = _journal()
+        j = _journal() if not _TEMP_RE.match(target.name) else None  # a temporary of an outer write: not journaled
         existed = os.path.lexists(target)
         if j is not None and existed:
             backup = target.with_name(f".{target.name}.{_tag()}bak")
