@@ -8,7 +8,6 @@ import argparse
 import warnings
 from pathlib import Path
 
-import pytest
 
 from alsseg.cli.failures import run_verb
 from alsseg.io.atomic import output_transaction, write_text_atomic
