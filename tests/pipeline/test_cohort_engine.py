@@ -257,3 +257,14 @@ def test_dask_worker_killed_mid_session_is_recomputed(tiny_bids_writer, tmp_path
     a = {k: v for k, v in _tree(out).items() if "group" not in k}
     b = {k: v for k, v in _tree(tmp_path / "clean").items() if "group" not in k}
     assert a == b
+
+
+@pytest.mark.slow
+def test_cli_scheduler_local_is_quiet(tiny_bids, tmp_path, capfd):
+    pytest.importorskip("distributed")
+    out = tmp_path / "d"
+    assert main(["cohort", str(tiny_bids), "--out", str(out), "--scheduler", "local", "--jobs", "2",
+                 "--labels-from", "groundtruth", "--no-t1", "--no-stats", "--no-figures", "-q"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err.strip() == "", captured.err  # no raw log lines of the cluster
+    assert len(list(out.glob("sub-*/ses-*/*_alsseg.json"))) == 3
