@@ -139,7 +139,7 @@ def test_full_disk_stops_the_cohort_with_one_line(tiny_bids, tmp_path, capsys, m
 
 
 def test_shards_share_a_folder_but_not_a_shard(tiny_bids, tmp_path, capsys):
-    from alsseg.jobs import output_lock
+    from alsseg.pipeline.jobs import output_lock
 
     out = tmp_path / "d"
     with output_lock(out, (1, 3)):  # shard 1/3 running elsewhere
@@ -204,7 +204,7 @@ def test_dask_worker_killed_mid_session_is_recomputed(tiny_bids_writer, tmp_path
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
 
-    from alsseg import jobs
+    from alsseg.pipeline import jobs
     from alsseg.io.atomic import _tag
 
     root = _six(tiny_bids_writer, tmp_path / "b")

@@ -121,17 +121,24 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="alsseg-parent-watch", daemon=True).start()
 
 
-def run_pool(fn: Callable, items: Iterable, n_workers: int, on_done: Callable) -> None:
-    """``fn(item)`` for each item in ``n_workers`` processes that die with this one;
-    ``on_done(item, result, error)`` in this process as each finishes (``error``: the exception
-    of a crashed worker, else None). An :class:`OSError` of the file system (full or read-only
-    disk) stops the run: every later session would fail the same way."""
+def _init_pool_worker(parent_pid: int, init: Callable | None, initargs: tuple) -> None:
+    die_with_parent(parent_pid)
+    if init is not None:
+        init(*initargs)
+
+
+def run_pool(fn: Callable, items: Iterable, n_workers: int, on_done: Callable,
+             init: Callable | None = None, initargs: tuple = ()) -> None:
+    """``fn(item)`` for each item in ``n_workers`` processes that die with this one (each first
+    runs ``init(*initargs)``); ``on_done(item, result, error)`` in this process as each finishes
+    (``error``: the exception of a crashed worker, else None). An :class:`OSError` of the file
+    system (full or read-only disk) stops the run: every later session would fail the same way."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from alsseg.io.atomic import STOP_ERRNOS
 
-    with ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=n_workers, initializer=_init_pool_worker,
+                             initargs=(os.getpid(), init, initargs)) as pool:
         futs = {pool.submit(fn, item): item for item in items}
         try:
             for fut in as_completed(futs):
