@@ -173,7 +173,7 @@ def dask_client(scheduler: str, n_workers: int):
 
         # the cluster's own chatter (a worker stopped, a nanny restarting) stays off the terminal
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1", silence_logs=logging.ERROR)
+                               dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=logging.ERROR)
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout="15s"), None

@@ -242,7 +242,7 @@ def test_dask_worker_killed_mid_session_is_recomputed(tiny_bids_writer, tmp_path
     out = tmp_path / "dask"
     pipeline.prepare_output(out, str(root.resolve()), GT)
     results = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         jobs.run_dask(session, [(j, out, GT) for j in todo], [j.name for j in todo], "local", 2,
                       lambda item, res, err: results.append((item[0].name, res, err)), client=client)
