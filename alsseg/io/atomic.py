@@ -215,11 +215,12 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> Path:
 
 def refuse_overwrite_of_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
     """Raise :class:`InputError` if any output path is one of the input paths."""
-    from alsseg.io.validate import input_kind
-
+    resolved_inputs = []
     for p in inputs:
-        input_kind(p)  # a symlink loop or a FIFO is named here, before resolve() trips on it
-    resolved_inputs = [Path(p).resolve() for p in inputs]
+        try:
+            resolved_inputs.append(Path(p).resolve())
+        except (RuntimeError, OSError):  # a symlink loop: its reader names it, one line
+            continue
     for out in outputs:
         if Path(out).resolve() in resolved_inputs:
             raise InputError(out, "output path is also an input; refusing to overwrite an input")

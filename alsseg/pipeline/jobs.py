@@ -54,7 +54,7 @@ def output_lock(out_dir: str | Path, shard: tuple[int, int] | None = None) -> It
     out_dir = Path(out_dir)
     busy = ("another alsseg run is writing into this folder (it holds {}); wait for it to finish or "
             "choose another output folder")
-    folder = _lock(out_dir, LOCK_NAME, 0 if shard is None else SHARD_WAIT_S)
+    folder, made = _lock(out_dir, LOCK_NAME, 0 if shard is None else SHARD_WAIT_S)
     try:
         folder.acquire()
     except Timeout:
@@ -63,7 +63,7 @@ def output_lock(out_dir: str | Path, shard: tuple[int, int] | None = None) -> It
     try:
         if shard is None:
             for other in sorted(out_dir.glob(".alsseg-shard-*.lock")):
-                probe = _lock(out_dir, other.name, 0)
+                probe, _ = _lock(out_dir, other.name, 0)
                 try:
                     probe.acquire()
                 except Timeout:
@@ -71,7 +71,7 @@ def output_lock(out_dir: str | Path, shard: tuple[int, int] | None = None) -> It
                 probe.release()
         else:
             name = f".alsseg-shard-{shard[0]}-of-{shard[1]}.lock"
-            held = _lock(out_dir, name, 0)
+            held, made = _lock(out_dir, name, 0)
             try:
                 held.acquire()
             except Timeout:
@@ -82,20 +82,27 @@ def output_lock(out_dir: str | Path, shard: tuple[int, int] | None = None) -> It
         raise
     try:
         yield Path(held.lock_file)
-    finally:
+    except BaseException:
         held.release()
+        if made:  # a refused or failed run leaves no lock file it made (a foreign folder stays as it was)
+            with contextlib.suppress(OSError):
+                os.unlink(held.lock_file)
+        raise
+    held.release()
 
 
 def _lock(out_dir: Path, name: str, timeout: float):
+    """``(FileLock, made)``: the lock ``out_dir/name``; ``made``: its file did not exist yet."""
     from filelock import FileLock
 
     from alsseg.io.atomic import make_dirs, record_created
 
     make_dirs(out_dir)
     path = out_dir / name
-    if not path.exists():
+    made = not path.exists()
+    if made:
         record_created(path)  # a failed `run` removes it with its other outputs
-    return FileLock(str(path), timeout=timeout)
+    return FileLock(str(path), timeout=timeout), made
 
 
 # ------------------------------------------------------------------------------ local pool
