@@ -4,7 +4,7 @@ Every case is built on the fly by ``tests/io/hostile.py`` (no binary fixture in 
 and run in-process through ``alsseg.cli.main``; a case *holds* when the command exits with code 2,
 prints exactly one stderr line ``alsseg: error: FILE: PROBLEM`` naming the file and the problem,
 shows no traceback, leaves the temporary tree byte-for-byte as it was (inputs unchanged, nothing
-created) and ends within a minute. The same cases run as tests in ``tests/io/test_hostile.py``;
+created) and ends within 5 minutes (no hang). The same cases run as tests in ``tests/io/test_hostile.py``;
 add a case there by adding a function.
 
     python benchmarks/hostile_inputs.py [--only SUBSTRING]
