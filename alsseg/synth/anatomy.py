@@ -41,8 +41,15 @@ from alsseg.labels import load_anatomy
 from alsseg.synth.fields import SmoothField, smoothstep_inside, thin_sheet_fraction
 
 # ---------------------------------------------------------------- tissue classes
-AIR, SKIN, FAT, MUSCLE, FASCIA, CORTEX, MARROW, VEIN, ARTERY, TENDON = range(10)
-TISSUE_NAMES = ("air", "skin", "fat", "muscle", "fascia", "cortex", "marrow", "vein", "artery", "tendon")
+AIR, SKIN, FAT, MUSCLE, FASCIA, CORTEX, MARROW, VEIN, ARTERY, TENDON, APONEUROSIS = range(11)
+TISSUE_NAMES = ("air", "skin", "fat", "muscle", "fascia", "cortex", "marrow", "vein", "artery", "tendon",
+                "aponeurosis")
+#: tissues that count as the muscle for its label: an intramuscular aponeurosis is a dark line
+#: *inside* a muscle (TA's central tendon, soleus', the gastrocnemii's), not a boundary.
+LABELLED_TISSUES = (MUSCLE, APONEUROSIS)
+#: index of "muscle that is none of the labelled seven" (FDL, FHL, popliteus) in the leg's
+#: compartment map: muscle tissue, label 0 in the target.
+OTHER_MUSCLE = 8
 N_TISSUES = len(TISSUE_NAMES)
 
 MUSCLES = ("TA", "EDL", "PER", "TP", "SOL", "GM", "GL")
@@ -58,6 +65,13 @@ _PRESENCE = {
     "SOL": ((0.0, 0.12, 0.3, 0.5, 0.8, 0.92, 1.0), (0.0, 0.0, 0.75, 1.0, 1.0, 0.3, 0.0)),
     "GM": ((0.0, 0.4, 0.5, 0.62, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
     "GL": ((0.0, 0.48, 0.58, 0.68, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
+}
+# unlabelled muscles (label 0, muscle tissue): flexor digitorum longus behind the tibia, flexor
+# hallucis longus behind the fibula (distal two thirds), popliteus behind the tibial plateau
+_PRESENCE_OTHER = {
+    "FDL": ((0.0, 0.12, 0.3, 0.7, 0.85, 1.0), (0.0, 0.3, 1.0, 1.0, 0.3, 0.0)),
+    "FHL": ((0.0, 0.08, 0.25, 0.55, 0.7, 1.0), (0.0, 0.5, 1.0, 1.0, 0.0, 0.0)),
+    "POP": ((0.0, 0.8, 0.9, 1.0), (0.0, 0.0, 1.0, 1.0)),
 }
 # deep-fascia envelope scale along s (narrow at the ankle, widest at the calf belly)
 _ENVELOPE = ((0.0, 0.1, 0.3, 0.5, 0.7, 0.85, 1.0), (0.42, 0.45, 0.62, 0.86, 1.0, 0.97, 0.9))
@@ -94,6 +108,9 @@ class LegParams:
         ff_increase: muscle → fat fraction increase where fully expressed.
         atrophy: muscle → fraction of volume lost (0..0.7).
         patchiness: amplitude of within-muscle variation of disease (0 = uniform).
+        aponeurosis_mm: thickness of the intramuscular aponeuroses (TA, SOL, GM, GL).
+        aponeurosis_strength: how much of the aponeurosis sheet is collagen (0 = invisible).
+        deep_flexor_scale: size factor of FDL/FHL (unlabelled deep posterior muscles).
     """
 
     side: str
@@ -121,6 +138,9 @@ class LegParams:
     ff_increase: dict
     atrophy: dict
     patchiness: float
+    aponeurosis_mm: float = 0.0
+    aponeurosis_strength: float = 0.0
+    deep_flexor_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -205,7 +225,16 @@ DEFAULT_TISSUES = {
     "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
     "artery": dict(pd=0.08, t2_ms=100.0, t1_ms=1900.0, ff=0.0),
     "tendon": dict(pd=0.08, t2_ms=6.0, t1_ms=600.0, ff=0.0),
+    "aponeurosis": dict(pd=0.4, t2_ms=8.0, t1_ms=800.0, ff=0.0),
 }
+#: thickness (mm) and visibility of the intramuscular aponeuroses, drawn per leg; range of the
+#: deep flexors' size factor; per-leg external rotation (deg, s.d.) and elastic deformation (mm)
+#: that curve every compartment boundary (real boundaries are not straight rays).
+APONEUROSIS_MM_RANGE = (0.5, 1.6)
+APONEUROSIS_STRENGTH_RANGE = (0.25, 1.0)
+DEEP_FLEXOR_SCALE_RANGE = (0.75, 1.3)
+LEG_ROTATION_SD_DEG = 17.0
+DEFORM_MM_RANGE = (2.0, 7.0)
 
 
 def _u(rng, lo, hi):
@@ -255,6 +284,10 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     rng_d = np.random.default_rng([seed, 1])  # disease draws apart, so anatomy is stable across disease levels
     # septa apart too (added later: the other draws, and so every seed's anatomy, stay as they were)
     septum_mm = _u(np.random.default_rng([seed, 2]), *SEPTUM_FASCIA_MM_RANGE)
+    rng_x = np.random.default_rng([seed, 3])  # aponeuroses and deep flexors (added later), apart too
+    extra = {side: dict(aponeurosis_mm=_u(rng_x, *APONEUROSIS_MM_RANGE),
+                        aponeurosis_strength=_u(rng_x, *APONEUROSIS_STRENGTH_RANGE),
+                        deep_flexor_scale=_u(rng_x, *DEEP_FLEXOR_SCALE_RANGE)) for side in ("R", "L")}
     if group is None:
         group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
 
@@ -284,7 +317,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             side=side,
             centre_mm=(float(centre[0] + sign * separation / 2 + rng.normal(0, 3)), float(centre[1] + rng.normal(0, 4))),
             slope=(float(sign * rng.normal(0.03, 0.03)), float(rng.normal(0, 0.04))),
-            rotation_deg=float(rng.normal(0, 12)),
+            rotation_deg=float(rng.normal(0, 1) * LEG_ROTATION_SD_DEG),
             half_width_mm=50.0 * size * asym * _u(rng, 0.95, 1.05),
             ant_mm=37.0 * size * asym * _u(rng, 0.92, 1.08),
             post_mm=45.0 * size * asym * _u(rng, 0.9, 1.1),
@@ -304,6 +337,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             fat_fraction={m: float(np.clip(ff_base[m] + rng.normal(0, 0.005), 0.005, 0.2)) for m in MUSCLES},
             t2_increase_ms=t2i, ff_increase=ffi, atrophy=atr,
             patchiness=_u(rng, 0.3, 0.8),
+            **extra[side],
         )
     tissue_props = {k: dict(v) for k, v in DEFAULT_TISSUES.items()}
     for k, v in (tissues or {}).items():
@@ -313,7 +347,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         z_ankle_mm=-s_centre * leg_length,
         deform=(SmoothField.random(rng, min_wavelength_mm=60, max_wavelength_mm=160, z_stretch=3, n_waves=6),
                 SmoothField.random(rng, min_wavelength_mm=60, max_wavelength_mm=160, z_stretch=3, n_waves=6)),
-        deform_mm=_u(rng, 1.5, 4.0),
+        deform_mm=_u(rng, *DEFORM_MM_RANGE),
         patch_field=SmoothField.random(rng_d, min_wavelength_mm=15, max_wavelength_mm=60, z_stretch=2.5),
         tissue_field=SmoothField.random(rng, min_wavelength_mm=20, max_wavelength_mm=80),
         b1_mean=_u(rng, *B1_MEAN_RANGE), b1_field=SmoothField.random(rng, min_wavelength_mm=150, max_wavelength_mm=500, n_waves=6),
@@ -509,26 +543,28 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     fib_depth = rf * (1.0 + 0.1 * np.cos(2 * np.deg2rad(psi_f))) - rho_f
 
     # muscle region: inside the deep fascia, outside bones, not in the subcutaneous tibial sector
-    rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 40.0))
-    shin_fat = (np.abs(rel) < 35.0) & (tib_depth > -2.5)
+    # the tibia's anterior crest and medial face are subcutaneous: no muscle over them (TA lies on
+    # the lateral face); a band of fat/periosteum from just lateral of the crest round to medial
+    rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 25.0))
+    shin_fat = (np.abs(rel) < 50.0) & (tib_depth > -6.0)
     # compartments
     ux_tf, ua_tf = fl - tl, fa - ta
     len_tf = np.maximum(np.sqrt(ux_tf ** 2 + ua_tf ** 2), 1e-3)
     ux_tf, ua_tf = ux_tf / len_tf, ua_tf / len_tf
     ant_dist = ux_tf * vta - ua_tf * vtl  # signed distance to membrane line (+ anterior)
     along = ux_tf * vtl + ua_tf * vta
-    psi_a = 42.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
-    psi_p = -66.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
+    psi_a = 28.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
+    psi_p = -52.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
     in_lat = (psi_f > psi_p) & (psi_f < psi_a)
     # TA / EDL split: ray from a pivot on the membrane
     piv_l = fl + 0.3 * (tl - fl)
     piv_a = fa + 0.3 * (ta - fa)
     psi_s = np.rad2deg(np.arctan2(a - piv_a, l - piv_l))
-    split = 62.0 + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
+    split = 36.0 + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
     is_ta = _wrap_deg(psi_s - split) > 0
     # deep posterior (TP): ellipse under the transverse septum
     mid_l, mid_a = 0.5 * (tl + fl), 0.5 * (ta + fa)
-    h_tp = 12.0 * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
+    h_tp = 16.0 * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
     c_l, c_a = mid_l, mid_a  # centred on the membrane midpoint
     e_u = (l - c_l) * ux_tf + (a - c_a) * ua_tf
     e_v = -((l - c_l) * (-ua_tf) + (a - c_a) * ux_tf)  # distance behind the membrane
@@ -545,10 +581,13 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         return np.sin(np.pi * x) ** 0.6
 
     tdeg_w = np.where(theta_deg > 90.0, theta_deg - 360.0, theta_deg)  # medial side continuous
-    g_gm = 27.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * _interp(_PRESENCE["GM"], s)
-    g_gl = 21.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * _interp(_PRESENCE["GL"], s)
+    g_gm = 33.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * _interp(_PRESENCE["GM"], s)
+    g_gl = 27.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * _interp(_PRESENCE["GL"], s)
     in_gm = (tdeg_w > gm_range[0]) & (tdeg_w <= gm_range[1]) & (depth < g_gm)
     in_gl = (tdeg_w > gl_range[0]) & (tdeg_w < gl_range[1]) & (depth < g_gl)
+
+    def anterior_of(dist):
+        return dist > 0
 
     # label by compartment rules
     m_idx = np.full(n, 5, np.int8)  # SOL (index 5) by default in the posterior
@@ -560,6 +599,25 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     m_idx[post_side & ~is_tp & in_gm] = 6
     m_idx[post_side & ~is_tp & in_gl] = 7
     m_idx[in_lat & (rho_f > rf)] = 3
+    # unlabelled deep posterior muscles: FDL behind the tibia, FHL behind the fibula, popliteus
+    # behind the tibial plateau (ellipses in the membrane frame; TP and the gastrocnemii win)
+    pn_l, pn_a = ua_tf, -ux_tf  # posterior normal of the membrane
+    d_other = np.full(n, np.float32(1e3))  # distance (mm, approx.) to their boundary
+    for key, (bl, ba, br, ru, rv) in {
+        "FDL": (tl, ta, rt * 0.8 + 8.0 * env, 11.0, 8.0),
+        "FHL": (fl - ux_tf * 4.0, fa - ua_tf * 4.0, rf + 9.0 * env, 12.0, 9.0),
+        "POP": (tl + ux_tf * 10.0, ta + ua_tf * 10.0, rt + 5.0, 26.0, 6.0),
+    }.items():
+        pres = _interp(_PRESENCE_OTHER[key], s) * np.float32(leg.deep_flexor_scale if key != "POP" else 1.0)
+        cl_o, ca_o = bl + pn_l * br, ba + pn_a * br
+        su = np.maximum(ru * env * np.sqrt(pres), 1e-3)
+        sv = np.maximum(rv * env * np.sqrt(pres), 1e-3)
+        q_u = (l - cl_o) * ux_tf + (a - ca_o) * ua_tf
+        q_v = (l - cl_o) * pn_l + (a - ca_o) * pn_a
+        rho_o = np.sqrt((q_u / su) ** 2 + (q_v / sv) ** 2)
+        in_o = (rho_o < 1.0) & (pres > 0.05) & ~anterior_of(ant_dist) & ~is_tp & ~in_gm & ~in_gl & ~in_lat
+        m_idx[in_o] = OTHER_MUSCLE
+        d_other = np.where((pres > 0.05) & ~in_lat, np.minimum(d_other, np.abs(rho_o - 1.0) * np.minimum(su, sv)), d_other)
     # muscle cores, for tapering towards tendons (and atrophy)
     cores = {
         1: (piv_l + 16.0 * np.cos(np.deg2rad(split + 35)) * env, piv_a + 16.0 * np.sin(np.deg2rad(split + 35)) * env),
@@ -611,6 +669,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     d_sep = np.where(anterior & (np.cos(np.deg2rad(psi_s - split)) > 0) & ~in_lat, np.minimum(d_sep, ds), d_sep)
     d_tp = np.abs(rho_tp - 1.0) * h_tp * 1.6
     d_sep = np.where(post_side & ~in_lat, np.minimum(d_sep, d_tp), d_sep)
+    d_sep = np.where(post_side, np.minimum(d_sep, d_other), d_sep)
     for rng_, g in ((gm_range, g_gm), (gl_range, g_gl)):
         ok = (tdeg_w > rng_[0]) & (tdeg_w < rng_[1]) & (g > 1.0) & post_side & ~is_tp
         d_sep = np.where(ok, np.minimum(d_sep, np.abs(depth - g)), d_sep)
@@ -627,6 +686,20 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     sep_fat = thin_sheet_fraction(d_sep, leg.septum_fat_mm + 0.4, h) * inside_mus
     paint(FAT, sep_fat * (leg.septum_fat_mm / (leg.septum_fat_mm + 0.4)))
     paint(FASCIA, thin_sheet_fraction(d_sep, leg.septum_mm, h) * inside_mus)
+    # intramuscular aponeuroses (dark collagen lines inside a muscle, labelled as the muscle):
+    # TA's central tendon (a ray from the membrane towards the shin), soleus' (a sheet parallel
+    # to the posterior surface, under the gastrocnemii) and one inside each gastrocnemius belly
+    if leg.aponeurosis_strength > 0:
+        psi_ap = split + 30.0
+        d_apo = np.where((m_idx == 1) & (np.cos(np.deg2rad(psi_s - psi_ap)) > 0) & (rho_s > 6.0 * env) & (depth > 5.0),
+                         rho_s * np.abs(np.sin(np.deg2rad(psi_s - psi_ap))), big)
+        g_max = np.maximum(g_gm, g_gl)
+        d_apo = np.where((m_idx == 5) & (np.abs(tdeg_w + 90.0) < 55.0) & (post_side),
+                         np.minimum(d_apo, np.abs(depth - (g_max + 9.0 * env))), d_apo)
+        for idx_g, g in ((6, g_gm), (7, g_gl)):
+            d_apo = np.where((m_idx == idx_g) & (g > 10.0), np.minimum(d_apo, np.abs(depth - 0.55 * g)), d_apo)
+        paint(APONEUROSIS, thin_sheet_fraction(d_apo, leg.aponeurosis_mm, h) * inside_mus
+              * np.float32(leg.aponeurosis_strength) * (s > 0.25))
     # deep fascia (muscle boundary) and the interosseous membrane
     paint(FASCIA, thin_sheet_fraction(np.abs(depth), 0.7, h) * (tib_depth < 0))
 
@@ -656,7 +729,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     # muscle labels and properties
     mf = frac[:, MUSCLE]
     is_mus = mf > 0
-    lab = np.where(is_mus & (mf >= 0.5), m_idx.astype(np.int16) + np.int16(anatomy.side_offsets[leg.side]), 0).astype(np.int16)
+    labelled = (mf + frac[:, APONEUROSIS] >= 0.5) & (m_idx != OTHER_MUSCLE)
+    lab = np.where(labelled, m_idx.astype(np.int16) + np.int16(anatomy.side_offsets[leg.side]), 0).astype(np.int16)
     patch = np.zeros(n, np.float32)
     var = np.zeros(n, np.float32)
     mi = np.flatnonzero(is_mus)
@@ -666,7 +740,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     t2 = np.zeros(n, np.float32)
     ff = np.zeros(n, np.float32)
     for idx, abbrev in enumerate(muscles, start=1):
-        on = is_mus & (m_idx == idx)
+        on = is_mus & ((m_idx == idx) | ((m_idx == OTHER_MUSCLE) & (abbrev == "SOL")))
         if not on.any():
             continue
         w = np.clip(1.0 + leg.patchiness * patch[on], 0.0, 2.0)

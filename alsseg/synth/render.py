@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from alsseg.synth.anatomy import (
-    FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject, evaluate,
+    APONEUROSIS, FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject, evaluate,
 )
 from alsseg.synth.grid import Grid
 
@@ -113,7 +113,7 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
         t2k[ok] /= mus_w[ok]
         ffk[ok] /= mus_w[ok]
     # a labelled voxel needs muscle over at least half its slice-averaged volume
-    lab[frac[..., MUSCLE] < 0.5] = 0
+    lab[frac[..., MUSCLE] + frac[..., APONEUROSIS] < 0.5] = 0
     shp = (X, Y, Z)
 
     def vol(a):
@@ -458,7 +458,33 @@ def random_contrast_signal(subject: Subject, tv: TissueVolume, rng: np.random.Ge
     img = (img / mx) ** np.float32(np.exp(rng.normal(0, 0.25)))
     img *= np.exp(rng.uniform(0.0, 0.5) * subject.bias_field(
         tv.grid.world(np.argwhere(np.ones(tv.grid.shape, bool))).astype(np.float32)).reshape(tv.grid.shape))
-    return img.astype(np.float32)
+    return degrade_acquisition(img, sp, rng).astype(np.float32)
+
+
+#: probabilities and ranges of the acquisition degradations of the ``random`` contrast
+#: (:func:`degrade_acquisition`): an in-plane resolution of 1.5–4 mm (EPI-like, partial volume
+#: by block averaging) and a Nyquist ghost (EPI) of 2–12 % along the phase-encoding axis.
+P_LOW_RESOLUTION, LOW_RESOLUTION_MM = 0.3, (1.5, 4.0)
+P_GHOST, GHOST_AMPLITUDE = 0.2, (0.02, 0.12)
+
+
+def degrade_acquisition(img: np.ndarray, spacing_mm, rng: np.random.Generator) -> np.ndarray:
+    """Random acquisition effects on a noiseless ``(X, Y, Z)`` image: with probability
+    :data:`P_LOW_RESOLUTION` the in-plane resolution is lowered to a random 1.5–4 mm (box
+    average, then back to the grid by linear interpolation), and with probability :data:`P_GHOST` a
+    Nyquist ghost (the image shifted by half the field of view along a random in-plane axis) is added.
+    The grid, and so the label map, is unchanged."""
+    from scipy.ndimage import uniform_filter
+
+    if rng.random() < P_LOW_RESOLUTION:
+        target = rng.uniform(*LOW_RESOLUTION_MM)
+        size = [max(1, int(round(target / float(spacing_mm[i])))) for i in range(2)] + [1]
+        if max(size) > 1:
+            img = uniform_filter(img, size=size, mode="nearest")
+    if rng.random() < P_GHOST:
+        axis = int(rng.integers(0, 2))
+        img = img + rng.uniform(*GHOST_AMPLITUDE) * np.roll(img, img.shape[axis] // 2, axis=axis)
+    return img
 
 
 def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
