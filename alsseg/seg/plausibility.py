@@ -48,12 +48,15 @@ SKIN_MM = 3.0
 FAT_TOLERANCE_MM = 2.0
 #: the largest fraction of labelled voxels allowed outside the envelope.
 MAX_FAT_FRACTION = 0.02
-#: scale of the coil shading removed before the fat threshold (Gaussian sigma, mm).
-BIAS_SIGMA_MM = 15.0
-#: non-fat components smaller than this (mm²) are not muscle (vessels, skin folds).
+#: a leg smaller than this in a slice (mm²) gets no envelope.
 MIN_TISSUE_MM2 = 100.0
-#: gaps up to this width (mm) between muscle groups are bridged in the envelope.
-BRIDGE_MM = 6.0
+#: rays per leg and slice, and how far in from the skin the fat layer is looked for (mm).
+N_RAYS = 180
+FAT_SEARCH_MM = 25.0
+#: the fat level of a ray is its brightest point this far in from the skin (mm).
+FAT_PEAK_MM = 5.0
+#: boundary depths are median-filtered over this many neighbouring rays.
+RAY_SMOOTH = 9
 
 CHECKS = ("one_component", "ta_gt_edl", "gm_medial_gl", "per_lateral", "tp_deep", "not_in_fat", "side")
 
@@ -102,69 +105,81 @@ def body_midline_x_mm(image: Image) -> float:
     return float(_world(image.affine, np.array([[best, cy, cz]]))[0, 0])
 
 
-def _flatten_bias(data: np.ndarray, body: np.ndarray, spacing_xy) -> np.ndarray:
-    """Divide each slice by its body intensity smoothed over ``BIAS_SIGMA_MM`` (normalised
-    convolution inside the body), so one threshold fits the whole slice despite coil shading."""
+def _leg_envelope(img2d: np.ndarray, leg2d: np.ndarray, spacing_xy) -> np.ndarray:
+    """Envelope of one leg in one slice (see :func:`muscle_envelope`): ``(X, Y)`` bool."""
     from scipy import ndimage
+    from skimage.draw import polygon
 
-    sigma = [BIAS_SIGMA_MM / s for s in spacing_xy] + [0.0]
-    w = ndimage.gaussian_filter(body.astype(np.float32), sigma)
-    num = ndimage.gaussian_filter(np.where(body, data, 0).astype(np.float32), sigma)
-    return np.where(body, data / np.maximum(num / np.maximum(w, 1e-6), 1e-6), 0).astype(np.float32)
-
-
-def _fat_threshold(values: np.ndarray) -> float:
-    """Upper threshold of a 3-class Otsu (dark bone cortex and septa | muscle | bright fat)."""
-    from skimage.filters import threshold_multiotsu
-
-    if values.size < 10 or values.max() <= values.min():
-        return float(values.max()) if values.size else 0.0
-    return float(threshold_multiotsu(values, classes=3)[1])
+    step = 0.5 * min(spacing_xy)  # mm per sample along a ray
+    ij = np.argwhere(leg2d)
+    c = ij.mean(axis=0)
+    r_max = float(np.sqrt((((ij - c) * spacing_xy) ** 2).sum(1)).max()) + 2 * step
+    r = np.arange(0.0, r_max, step)  # mm from the centroid
+    theta = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
+    pi = c[0] + np.cos(theta)[:, None] * r[None] / spacing_xy[0]
+    pj = c[1] + np.sin(theta)[:, None] * r[None] / spacing_xy[1]
+    inside = ndimage.map_coordinates(leg2d.astype(np.float32), [pi, pj], order=0) > 0.5
+    prof = ndimage.uniform_filter1d(ndimage.map_coordinates(img2d, [pi, pj], order=1), 3, axis=1)
+    edge = np.where(inside.all(1), len(r) - 1, np.argmin(inside, axis=1) - 1)  # last sample inside
+    depth = np.empty(N_RAYS)
+    skin, search = int(round(SKIN_MM / step)), int(round(FAT_SEARCH_MM / step))
+    peak_win = int(round(FAT_PEAK_MM / step))
+    for k in range(N_RAYS):
+        e = int(edge[k])
+        ray = prof[k, :e + 1][::-1]  # from the body edge inwards
+        if len(ray) <= skin + 2:
+            depth[k] = r[e]
+            continue
+        lo = min(len(ray) - 1, skin)
+        hi = min(len(ray), skin + peak_win + 1)
+        peak = lo + int(np.argmax(ray[lo:hi]))
+        ref = float(np.median(ray[peak:]))
+        below = np.flatnonzero(ray[peak:] < 0.5 * (ray[peak] + ref))
+        d = peak + int(below[0]) if below.size and below[0] <= search else skin
+        depth[k] = r[max(e - d, 0)]
+    depth = ndimage.median_filter(depth, size=RAY_SMOOTH, mode="wrap")
+    rr, cc = polygon(c[0] + np.cos(theta) * depth / spacing_xy[0], c[1] + np.sin(theta) * depth / spacing_xy[1],
+                     shape=leg2d.shape)
+    env = np.zeros(leg2d.shape, bool)
+    env[rr, cc] = True
+    return env & leg2d
 
 
 def muscle_envelope(image: Image, midline_x_mm: float) -> np.ndarray:
     """Where muscle can be: ``(X, Y, Z)`` bool on the RAS grid of ``image`` (3-D).
 
-    Rule, per slice and leg (the two sides of the midline): the body mask (Otsu) with holes
-    filled, peeled by ``SKIN_MM``; the slice is divided by its smoothed body intensity (coil
-    shading, sigma ``BIAS_SIGMA_MM``); inside the peeled body, voxels brighter than the upper threshold of a 3-class Otsu
-    of its intensities (cortex and septa | muscle | fat) are fat (bright fat on T1-/PD-weighted and early-echo images); the remaining
-    tissue in components of at least ``MIN_TISSUE_MM2``, closed over ``BRIDGE_MM`` gaps and with
-    holes filled (bone marrow, intermuscular fat), is the envelope. Subcutaneous fat lies
-    outside it.
+    Rule (bright fat: T1-/PD-weighted, gradient-echo or early-echo images), per slice and leg
+    (the largest body component on each side of the midline; body = Otsu mask, holes filled):
+    ``N_RAYS`` rays from the leg's centroid; along each, walking in from the body edge past
+    ``SKIN_MM`` of skin, the brightest point of the next ``FAT_PEAK_MM`` is the fat level, and
+    the envelope boundary is where the intensity first falls below halfway between that peak
+    and the median of the rest of the ray (muscle and bone); where it does not fall within
+    ``FAT_SEARCH_MM`` of the peak the boundary is put ``SKIN_MM`` in (no verdict on that ray). The boundary depths are
+    median-filtered over ``RAY_SMOOTH`` neighbouring rays and the polygon they span is the
+    envelope. Comparing each ray with itself makes the rule blind to smooth coil shading.
     """
     from scipy import ndimage
+
     from alsseg.seg.preprocess import body_mask
 
     data = image.data.astype(np.float32)
-    sx, sy = image.spacing_mm[:2]
-    px_mm2 = sx * sy
+    spacing_xy = np.array(image.spacing_mm[:2])
     body = body_mask(data)
-    data = _flatten_bias(data, body, (sx, sy))
     X, Y, Z = data.shape
     xs = _world(image.affine, np.stack([np.arange(X), np.zeros(X), np.zeros(X)], 1))[:, 0]
     sides = [xs > midline_x_mm, xs <= midline_x_mm]
-    peel = _disk(SKIN_MM / min(sx, sy))
-    bridge = _disk(BRIDGE_MM / 2.0 / min(sx, sy))
     env = np.zeros(data.shape, bool)
     for z in range(Z):
-        inner = ndimage.binary_erosion(ndimage.binary_fill_holes(body[:, :, z]), peel)
+        filled = ndimage.binary_fill_holes(body[:, :, z])
         for cols in sides:
-            leg = inner & cols[:, None]
-            if leg.sum() * px_mm2 < MIN_TISSUE_MM2:
-                continue
-            vals = data[:, :, z][leg]
-            thr = _fat_threshold(vals)
-            tissue = leg & (data[:, :, z] <= thr)
-            tissue = ndimage.binary_opening(tissue, np.ones((3, 3), bool))
-            comp, n = ndimage.label(tissue, np.ones((3, 3), bool))
+            comp, n = ndimage.label(filled & cols[:, None])
             if n == 0:
                 continue
-            areas = ndimage.sum(np.ones_like(comp), comp, index=np.arange(1, n + 1)) * px_mm2
-            keep = np.isin(comp, 1 + np.flatnonzero(areas >= MIN_TISSUE_MM2))
-            pad = bridge.shape[0]
-            closed = ndimage.binary_closing(np.pad(keep, pad), bridge)[pad:-pad, pad:-pad] | keep
-            env[:, :, z] |= ndimage.binary_fill_holes(closed) & leg
+            sizes = np.bincount(comp.ravel())[1:]
+            leg = comp == 1 + int(np.argmax(sizes))
+            if leg.sum() * float(np.prod(spacing_xy)) < MIN_TISSUE_MM2:
+                continue
+            env[:, :, z] |= _leg_envelope(data[:, :, z], leg, spacing_xy)
     return env
 
 
@@ -255,13 +270,17 @@ def check_plausibility(image: Image, labels: Image, anatomy: Anatomy | None = No
                for z in sorted(set(cen["PER"]) & set(cen["TA"]) & set(cen["SOL"]))]
         ok, v, d = _worst_offset(per, n_slices, cen, ("PER", "TA", "SOL"))
         rows.append(_row(volume, side, "per_lateral", ok, v, "mm", d))
-        tp = []
+        tp, behind_ta = [], []
         for z in sorted(set(cen["TP"]) & set(cen["SOL"])):
             off = cen["TP"][z][1] - cen["SOL"][z][1]
             if z in cen["TA"]:
-                off = min(off, cen["TA"][z][1] - cen["TP"][z][1])
+                behind_ta.append(cen["TA"][z][1] - cen["TP"][z][1])
+                off = min(off, behind_ta[-1])
             tp.append(off)
         ok, v, d = _worst_offset(tp, n_slices, cen, ("TP", "SOL"))
+        if tp:
+            d += (f"; TP in front of SOL by >= {min(cen['TP'][z][1] - cen['SOL'][z][1] for z in sorted(set(cen['TP']) & set(cen['SOL']))):.1f} mm"
+                  + (f", behind TA by >= {min(behind_ta):.1f} mm" if behind_ta else ""))
         rows.append(_row(volume, side, "tp_deep", ok, v, "mm", d))
         out_fat = int((leg & ~grown).sum())
         frac = out_fat / int(leg.sum())
