@@ -111,7 +111,7 @@ def test_random_grid_without_one_leg_is_unchanged():
 
 
 def test_degraded_acquisition_blurs_and_ghosts():
-    from alsseg.synth import render
+    from alsseg.synth import randomise
     img = np.zeros((64, 64, 1), np.float32)
     img[20:40, 20:40] = 1.0
 
@@ -127,6 +127,6 @@ def test_degraded_acquisition_blurs_and_ghosts():
         def integers(self, lo, hi):
             return 1
 
-    out = render.degrade_acquisition(img, (1.0, 1.0, 5.0), Always())
+    out = randomise.degrade_acquisition(img, (1.0, 1.0, 5.0), Always())
     assert 0 < out[19, 30, 0] < out[30, 30, 0]                # edges blurred (4 mm boxes)
     assert out[30, 62, 0] > 0.05 and out[30, 62, 0] < 0.2     # ghost at half the field of view
