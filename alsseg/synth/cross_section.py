@@ -29,8 +29,9 @@ _PRESENCE = {
     "PER": ((0.0, 0.2, 0.35, 0.5, 0.9, 1.0), (0.0, 0.0, 0.6, 1.0, 1.0, 0.5)),
     "TP": ((0.0, 0.2, 0.35, 0.5, 0.88, 1.0), (0.0, 0.0, 0.55, 1.0, 1.0, 0.4)),
     "SOL": ((0.0, 0.12, 0.3, 0.5, 0.8, 0.92, 1.0), (0.0, 0.0, 0.75, 1.0, 1.0, 0.3, 0.0)),
-    "GM": ((0.0, 0.4, 0.5, 0.62, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
-    "GL": ((0.0, 0.48, 0.58, 0.68, 0.9, 1.0), (0.0, 0.0, 0.45, 1.0, 1.0, 0.8)),
+    # the gastrocnemii end as thin broad sheets over the soleus (GM lower than GL), not as cones
+    "GM": ((0.0, 0.3, 0.38, 0.5, 0.62, 0.9, 1.0), (0.0, 0.0, 0.12, 0.45, 1.0, 1.0, 0.8)),
+    "GL": ((0.0, 0.36, 0.45, 0.58, 0.68, 0.9, 1.0), (0.0, 0.0, 0.12, 0.45, 1.0, 1.0, 0.8)),
 }
 # unlabelled muscles (label 0, muscle tissue): flexor digitorum longus behind the tibia, flexor
 # hallucis longus behind the fibula (distal two thirds), popliteus behind the tibial plateau
@@ -269,8 +270,12 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         return np.sin(np.pi * x) ** 0.6
 
     tdeg_w = np.where(theta_deg > 90.0, theta_deg - 360.0, theta_deg)  # medial side continuous
-    g_gm = 33.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * _interp(_PRESENCE["GM"], s)
-    g_gl = 27.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * _interp(_PRESENCE["GL"], s)
+    def sheet(presence):
+        """Belly thickness factor: a thin sheet (a quarter of the belly) where the muscle starts."""
+        return np.where(presence > 0, 0.25 + 0.75 * presence, 0.0).astype(np.float32)
+
+    g_gm = 29.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(_interp(_PRESENCE["GM"], s))
+    g_gl = 23.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(_interp(_PRESENCE["GL"], s))
     in_gm = (tdeg_w > gm_range[0]) & (tdeg_w <= gm_range[1]) & (depth < g_gm)
     in_gl = (tdeg_w > gl_range[0]) & (tdeg_w < gl_range[1]) & (depth < g_gl)
 
@@ -329,7 +334,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         dist = np.sqrt((l - cl) ** 2 + (a - ca) ** 2)
         reach = reach_full[idx] * env * prop[abbrev] * np.sqrt(pres) * (1.0 + 4.0 * pres ** 6)
         on = m_idx == idx
-        keep[on] = smoothstep_inside(reach[on] - dist[on], h)
+        if abbrev not in ("GM", "GL"):  # the gastrocnemii thin out as sheets (see ``sheet``)
+            keep[on] = smoothstep_inside(reach[on] - dist[on], h)
         # tendon where the muscle has (almost) ended: TA tendon anteriorly, Achilles posteriorly
         if abbrev in ("TA", "SOL"):
             tend_r = np.where((s < 0.45) & (s > 0.0), 3.0 + 3.0 * (0.45 - s) / 0.45, 0.0)
