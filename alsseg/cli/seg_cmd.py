@@ -85,6 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--changelog", default="first release")
     x.add_argument("--checkpoint", default="best", choices=("best", "last"))
     x.add_argument("--card", help="model card markdown file to ship as docs/README.md")
+    x.add_argument("--add-member", action="append", default=[], metavar="BUNDLE_OR_CHECKPOINT",
+                   help="make the bundle an ensemble: add another model's weights (same network and "
+                        "preprocessing) as a member; predictions average the members' probabilities")
     x.set_defaults(func=run_export)
 
     m = sub.add_parser("models", help="list the model bundles that ship with alsseg")
@@ -168,7 +171,7 @@ def run_export(args) -> int:
         card = Path(args.card).read_text()
     out = Path(args.out) if args.out else MODELS_DIR / args.name
     export_bundle(args.run, out, name=args.name, version=args.version, changelog=args.changelog,
-                  checkpoint=args.checkpoint, model_card=card)
+                  checkpoint=args.checkpoint, model_card=card, extra_members=args.add_member)
     print(f"bundle written to {out}")
     return 0
 

@@ -249,15 +249,21 @@ class Segmenter:
         return Image(out.data, out.affine, None, {"model": self.metadata.get("name", "")}), prob_img
 
 
-def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: NetworkConfig, patch_size,
+def build_segmenter(state_dict: dict | list[dict], preprocess: PreprocessConfig, network: NetworkConfig, patch_size,
                     anatomy: str, device=None, metadata: dict | None = None) -> Segmenter:
-    """Instantiate the network, load weights, put it in eval mode on ``device``."""
-    from alsseg.seg.network import build_network
+    """Instantiate the network, load weights, put it in eval mode on ``device``; a list of state
+    dicts builds an ensemble (:class:`~alsseg.seg.network.MeanProbabilityEnsemble`)."""
+    from alsseg.seg.network import MeanProbabilityEnsemble, build_network
 
     anat = load_anatomy(anatomy)
     device = device or auto_device()
-    model = build_network(network, anat.n_muscles + 1)
-    model.load_state_dict(state_dict)
+    states = state_dict if isinstance(state_dict, list) else [state_dict]
+    nets = []
+    for state in states:
+        net = build_network(network, anat.n_muscles + 1)
+        net.load_state_dict(state)
+        nets.append(net)
+    model = nets[0] if len(nets) == 1 else MeanProbabilityEnsemble(nets)
     model.to(device).eval()
     return Segmenter(model, preprocess, network, tuple(patch_size), anat, device, dict(metadata or {}))
 
@@ -271,7 +277,17 @@ def load_bundle(name_or_path: str | Path = DEFAULT_MODEL, device=None) -> Segmen
     meta_path = bundle / "configs" / "metadata.json"
     meta = read_metadata(bundle)
     spec = check_metadata(meta, meta_path)
-    state = safe_load_weights(bundle / WEIGHTS, meta["sha256"][WEIGHTS])
+    members = spec.get("members", [WEIGHTS])
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise InputError(meta_path, "'alsseg.members' must be a list of weight files")
+    state = []
+    for member in members:
+        sha = meta["sha256"].get(member)
+        if not isinstance(sha, str) or not sha:
+            raise InputError(meta_path, f"no sha256 recorded for {member}")
+        if Path(member).is_absolute() or ".." in Path(member).parts:
+            raise InputError(meta_path, f"member {member!r} is outside the bundle")
+        state.append(safe_load_weights(bundle / member, sha))
     try:
         pre = recipe_from_dict({"preprocess": spec["preprocess"]}, meta_path).preprocess
         net = recipe_from_dict({"network": spec["network"]}, meta_path).network
