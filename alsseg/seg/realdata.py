@@ -1,0 +1,72 @@
+"""The real-data benchmark: manual outlines on real calf slices and plausibility on real volumes.
+
+The data are the project's shared real scans (``../shared/data``, see its README); they are for
+validation only: never train or tune on them.
+
+* ``real-calf-slices/``: ``t1w_a``, ``t1w_b``, ``pd`` one-slice NIfTIs with ``*_dseg.nii.gz``
+  outlines of six muscles per leg (TP not outlined, 255 = ignore);
+* ``mese-leg-3t/``: a 17-echo MESE DICOM series (echo 1 is used);
+* ``gre-calf-3d/0028-dix3d_TR23_448m_fa05_460.nii.gz``: a 3-D GRE (4.60 ms, near in-phase),
+  ankle to knee.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alsseg.io.nifti import Image, load_nifti
+from alsseg.seg.evaluate import IGNORE_ID, pool_dice, slice_dice_rows
+from alsseg.seg.plausibility import check_plausibility
+
+#: the outlined real slices, in table order.
+REAL_SLICES = ("t1w_a", "t1w_b", "pd")
+#: muscles not outlined on the real slices (never scored there).
+UNSCORED_ON_SLICES = ("TP",)
+#: the unlabelled real volumes: name -> (path under the shared data folder, what is used).
+REAL_VOLUMES = {
+    "mese-leg-3t": ("mese-leg-3t", "MESE echo 1 (TE 11 ms), 8 slices 7 mm / 37 mm apart"),
+    "gre-calf-3d": ("gre-calf-3d/0028-dix3d_TR23_448m_fa05_460.nii.gz", "3-D GRE TE 4.60 ms, ankle to knee"),
+}
+
+
+def score_real_slices(segmenter, folder: str | Path) -> list[dict]:
+    """Dice rows (see :func:`~alsseg.seg.evaluate.slice_dice_rows`) of ``segmenter.predict`` on
+    each outlined slice in ``folder``; TP unscored, 255 ignored; ``case`` is the slice's name."""
+    folder = Path(folder)
+    rows = []
+    for name in REAL_SLICES:
+        image = load_nifti(folder / f"{name}.nii.gz", ndim=3)
+        truth = load_nifti(folder / f"{name}_dseg.nii.gz", ndim=3, dtype=None)
+        pred = segmenter.predict(image)
+        rows += slice_dice_rows(pred, truth, segmenter.anatomy, case=name, unscored=UNSCORED_ON_SLICES,
+                                ignore_id=IGNORE_ID)
+    return rows
+
+
+def slice_summary(rows: list[dict], muscles: list[str]) -> dict:
+    """``{"per_muscle": pool_dice(...), "mean": mean over muscles of the pooled mean, "min": worst
+    muscle's pooled mean, "worst_case": the row with the lowest Dice}``."""
+    import numpy as np
+
+    pooled = pool_dice(rows, muscles)
+    means = [pooled[m]["mean"] for m in muscles]
+    worst = min(rows, key=lambda r: r["dice"]) if rows else None
+    return {"per_muscle": pooled, "mean": float(np.mean(means)), "min": float(np.min(means)), "worst_case": worst}
+
+
+def load_real_volume(shared_data: str | Path, name: str) -> Image:
+    """3-D image of an unlabelled real volume (:data:`REAL_VOLUMES`): MESE echo 1 through
+    :func:`alsseg.io.load_mese`, the GRE through :func:`alsseg.io.load_nifti`."""
+    path = Path(shared_data) / REAL_VOLUMES[name][0]
+    if name == "mese-leg-3t":
+        from alsseg.io.series import load_mese
+
+        mese = load_mese(path)
+        return mese.image.with_data(mese.image.data[..., 0])
+    return load_nifti(path, ndim=3)
+
+
+def volume_plausibility(segmenter, image: Image, name: str) -> tuple[Image, list[dict]]:
+    """``(labels, rows)``: ``segmenter.predict`` on a real volume and its plausibility rows."""
+    labels = segmenter.predict(image)
+    return labels, check_plausibility(image, labels, segmenter.anatomy, volume=name)
