@@ -38,7 +38,7 @@ import numpy as np
 from alsseg import __version__
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError
-from alsseg.quant import QuantOptions
+from alsseg.quant import FIT_FAIL_QC_THRESHOLD, QuantOptions
 
 RUN_FILE = "alsseg_run.json"
 GROUP_DIR = "group"
@@ -76,7 +76,9 @@ class PipelineOptions:
     mask_margin_vox : the T2 fit covers the muscles dilated by this many voxels in-plane (maps
         are NaN elsewhere: fitting the whole field of view would only cost time).
     slice_profile : ``(refocus_width_ratio, transition)`` of the MESE slice profile when known
-        (the demo passes the simulator's); ``None``: relax's default (tuned on a Siemens scan).
+        (the demo passes the simulator's), a preset name or ``"TBW_EXC,TBW_REF,RATIO"``
+        (:func:`alsseg.relax.profiles.parse_slice_profile`); ``None``: relax's default.
+    b1 : ``"smooth"`` (a smooth B1 field per slice, water T2 refitted with it) or ``"voxel"``.
     mono_t2 : also fit the mono-exponential T2 (``_desc-mono_T2map``, column ``t2_mono_ms``),
         for comparison with older studies (it costs ~0.1 s per session).
     quant : per-muscle quantification options.
@@ -88,7 +90,8 @@ class PipelineOptions:
     labels_from: str | None = None
     fit_t1: bool = True
     mask_margin_vox: int = 2
-    slice_profile: tuple[float, float] | None = None
+    slice_profile: tuple[float, float] | str | None = None
+    b1: str = "smooth"
     mono_t2: bool = True
     quant: QuantOptions = field(default_factory=QuantOptions)
     figures: bool = True
@@ -249,8 +252,8 @@ def _dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=st, iterations=n)
 
 
-def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | None = None
-           ) -> dict[str, np.ndarray]:
+def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | str | None = None,
+           b1: str = "smooth") -> dict[str, np.ndarray]:
     """Two-component slice-profile EPG fit (water T2, FF, B1, M0, R²) of the masked voxels.
 
     Uses :class:`alsseg.relax.t2.EpgT2Model` with the acquisition read from the series' headers
@@ -261,20 +264,27 @@ def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, flo
     ``{name: (X, Y, Z) ndarray}`` on the series grid: ``t2_water_ms``, ``fat_fraction``, ``b1``,
     ``m0``, ``r2`` (NaN outside the mask and where the fit failed) and ``fit_ok`` (bool).
     ``profile``: ``(refocus_width_ratio, transition)`` of the slice profile when it is known
-    (e.g. the simulator's); ``None`` keeps relax's default profile.
+    (e.g. the simulator's) or a ``--slice-profile`` text; ``None`` keeps relax's default profile.
+    ``b1``: ``"smooth"`` or ``"voxel"`` (:meth:`alsseg.relax.t2.EpgT2Model.fit`).
     """
     from alsseg.relax.acquisition import MeseAcquisition
     from alsseg.relax.epg import SliceProfile
     from alsseg.relax.t2 import EpgT2Model
 
+    from alsseg.relax.profiles import parse_slice_profile
+    from alsseg.relax.volume import _slice_axis
+
     over = {}
-    if profile is not None:
+    if isinstance(profile, str):
+        over["profile"] = parse_slice_profile(profile)
+    elif profile is not None:
         over["profile"] = SliceProfile.smooth(n_positions=24, transition=float(profile[1]),
                                               refocus_width_ratio=float(profile[0]), extent=1.0)
     acq = MeseAcquisition.from_series(series, **over)
-    fit = EpgT2Model(acq).fit(series.image.data, mask, n_jobs=threads)
+    fit = EpgT2Model(acq).fit(series.image.data, mask, b1=b1, slice_axis=_slice_axis(series.image), n_jobs=threads)
     out = {k: np.asarray(fit.maps[k]) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2") if k in fit.maps}
     out["fit_ok"] = np.asarray(fit.success, bool)
+    out["fit_flag"] = np.asarray(fit.flag, np.uint8)
     return out
 
 
@@ -394,7 +404,7 @@ def _run_session(job: SessionJob, out_dir: Path, options: PipelineOptions, stage
     begin("fit_t2")
     slice_axis = int(np.argmax(ref3d.spacing_mm)) if len(set(np.round(ref3d.spacing_mm, 3))) > 1 else 2
     mask = _dilate_inplane(labels > 0, options.mask_margin_vox, slice_axis)
-    maps = fit_t2(series, mask, options.threads, options.slice_profile)
+    maps = fit_t2(series, mask, options.threads, options.slice_profile, options.b1)
     if options.mono_t2:
         maps["t2_mono_ms"] = fit_t2_mono(series, mask, options.threads)
     end("fit_t2")
@@ -661,9 +671,14 @@ def qc_table(muscles, status, ds=None):
                                            "their volumes are those of the imaged slab"})
         for _, r in per.iterrows():
             where = f"{r['participant_id']}_{r['session_id']} {r['muscle']}_{r['side']}"
+            f = r.get("fit_fail_fraction", np.nan)
             g = r.get("good_fit_fraction", np.nan)
-            if np.isfinite(g) and g < 0.8:
-                rows.append({"kind": "failed fits", "where": where, "detail": f"{100 * (1 - g):.0f} % of voxels failed"})
+            if not np.isfinite(f) and np.isfinite(g):
+                f = 1.0 - g  # tables written before fit_fail_fraction existed
+            if np.isfinite(f) and f > FIT_FAIL_QC_THRESHOLD:
+                rows.append({"kind": "failed fits", "where": where,
+                             "detail": f"{100 * f:.0f} % of voxels failed or sat at a bound "
+                                       f"(threshold {100 * FIT_FAIL_QC_THRESHOLD:.0f} %): check the B1 / water T2 maps"})
         for (m, s), part in per.groupby(["muscle", "side"]):
             v = part["volume_ml"].astype(float)
             med = v.median()

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="water T2 search range, ms (default 10 100)")
     g.add_argument("--b1-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.5, 1.4),
                    help="B1 search range (default 0.5 1.4)")
+    g.add_argument("--slice-profile", metavar="PRESET|TBW_EXC,TBW_REF,RATIO|RATIO,TRANSITION",
+                   help="slice profile: a preset (siemens = default, myoqmri, generic, ideal; docs/relax.md), "
+                   "Hanning-sinc pulse parameters or an erf-edged slab")
+    g.add_argument("--b1", choices=("smooth", "voxel"), default="smooth",
+                   help="smooth (default): a smooth B1 field per slice, water T2 / FF refitted with it held "
+                   "(desc-b1 = the field, desc-b1voxel = the first pass); voxel: one B1 per voxel")
     r = p.add_argument_group("run")
     r.add_argument("--jobs", "-j", type=int, default=2, help="worker threads (default 2)")
     r.add_argument("--chunk-voxels", type=int, default=16384, help="voxels per chunk (memory bound)")
@@ -104,7 +110,7 @@ def _fit_t2(args) -> int:
             raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
     series = _load_mese(args)
     prefix = args.prefix or bids_prefix(series.source or args.mese)
-    keys = (list(EPG_MAPS) if args.model in ("epg", "both") else []) + \
+    keys = ([k for k in EPG_MAPS if k != "b1voxel" or args.b1 == "smooth"] if args.model in ("epg", "both") else []) + \
            (list(MONO_MAPS) if args.model in ("mono", "both") else [])
     paths = map_paths(args.out, prefix, keys)
     if not args.force and _up_to_date(paths.values(), args.mese):
@@ -113,6 +119,10 @@ def _fit_t2(args) -> int:
         return 0
     overrides = {k: getattr(args, k) for k in ("tr_ms", "refocus_deg", "excite_deg", "fat_t2_ms",
                                                "water_t1_ms", "fat_t1_ms") if getattr(args, k) is not None}
+    if args.slice_profile is not None:
+        from alsseg.relax.profiles import parse_slice_profile
+
+        overrides["profile"] = parse_slice_profile(args.slice_profile)
     if args.echo_spacing_ms is not None:
         overrides["echo_times_ms"] = args.echo_spacing_ms * np.arange(1, series.n_echoes + 1)
     acq = None
@@ -142,10 +152,11 @@ def _fit_t2(args) -> int:
     mask = args.mask
     maps = fit_t2_volume(series, acq, mask, model=args.model, mono_method=args.mono_method,
                          skip_first=args.skip_first, n_jobs=args.jobs, chunk_voxels=args.chunk_voxels,
-                         progress=not args.quiet, t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range))
+                         progress=not args.quiet, t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range),
+                         b1=args.b1)
     prov = {"Sources": [str(args.mese)], "Model": args.model, "MonoMethod": args.mono_method,
             "SkipFirstEcho": bool(args.skip_first), "T2RangeMs": list(args.t2_range),
-            "B1Range": list(args.b1_range), "Acquisition": acquisition_provenance(acq),
+            "B1Range": list(args.b1_range), "B1Mode": args.b1, "SliceProfile": args.slice_profile or "siemens", "Acquisition": acquisition_provenance(acq),
             "EchoTimesMs": np.asarray(series.echo_times_ms, float).tolist()}
     written = write_maps(maps, args.out, prefix, provenance=prov, inputs=[args.mese, args.mask, args.fat_mask])
     if not args.quiet:

@@ -40,6 +40,9 @@ FLAG_T2_AT_BOUND = 2       # water T2 (or mono T2) pinned at the edge of its ran
 FLAG_B1_AT_BOUND = 4       # B1 pinned at the edge of its range
 FLAG_NOT_CONVERGED = 8     # the refinement did not converge within its iterations
 
+#: B1 handling of :meth:`EpgT2Model.fit`: a smooth field per slice (default) or one B1 per voxel.
+B1_MODES = ("smooth", "voxel")
+
 
 def _check_data(data, mask, n_echoes: int, path=None):
     """Validate ``data (..., E)`` and ``mask (...)``; return float data, bool mask."""
@@ -406,24 +409,47 @@ class EpgT2Model:
         out["flag"] = flag
         return out
 
-    def fit(self, data, mask=None, *, chunk_voxels: int = 16384, n_jobs: int = 1,
-            progress: bool = False) -> EpgT2Fit:
+    def fit(self, data, mask=None, *, b1: str = "smooth", slice_axis: int = 2, chunk_voxels: int = 16384,
+            n_jobs: int = 1, progress: bool = False) -> EpgT2Fit:
         """Fit every masked voxel.
 
         Parameters
         ----------
         data : (..., n_echoes) ndarray
-            Magnitude echo trains, echo axis last.
+            Magnitude echo trains, echo axis last. ``b1='smooth'`` needs an image grid:
+            ``(X, Y, n_echoes)`` or ``(X, Y, Z, n_echoes)``.
         mask : (...) bool ndarray, optional
             Voxels to fit (default: all).
+        b1 : {'smooth', 'voxel'}
+            ``'smooth'``: first pass, a smooth B1 field per slice, refit with B1 held to it
+            (:mod:`alsseg.relax.b1`; the first pass is kept as ``b1_voxel``). ``'voxel'``: every
+            voxel fits its own B1 (one pass; a list of voxels ``(N, n_echoes)`` needs this).
+        slice_axis : int
+            Through-plane axis of a 3-D grid (``b1='smooth'``).
         chunk_voxels, n_jobs, progress :
             Chunk size (memory bound), worker threads, tqdm progress bar.
 
         Returns
         -------
         EpgT2Fit
+
+        Raises
+        ------
+        InputError
+            Unknown ``b1``, or ``b1='smooth'`` on data without a 2-D or 3-D grid.
         """
         data, mask = _check_data(data, mask, self.acq.n_echoes)
+        if b1 not in B1_MODES:
+            raise InputError(None, f"unknown B1 mode {b1!r} (choose {' or '.join(B1_MODES)})")
+        if b1 == "smooth":
+            if data.ndim not in (3, 4):
+                raise InputError(None, f"a smooth B1 field needs an image grid (X, Y[, Z], echoes); the data have "
+                                 f"shape {data.shape}: use b1='voxel' for a list of voxels")
+            from alsseg.relax.b1 import fit_smooth_b1
+
+            maps = fit_smooth_b1(self, data, mask, slice_axis=slice_axis if data.ndim == 4 else 2,
+                                 chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
+            return EpgT2Fit(self, maps, mask)
         vals = map_chunks(self.fit_voxels, data[mask], chunk_voxels=chunk_voxels, n_jobs=n_jobs,
                           progress=progress, desc="EPG T2 fit")
         return EpgT2Fit(self, _Fit._scatter(mask, vals), mask)

@@ -1,0 +1,324 @@
+"""A smooth B1 field for the EPG T2 fit: first pass, regularised field, refit with B1 held.
+
+B1 is the transmit field: it varies over centimetres, so a voxel-wise jump between, say, 0.9 and
+1.35 is a fitting artefact. Its main cause is the 180° mirror: a refocusing angle ``α`` and its
+mirror ``360° − α`` (with a slice profile, B1 ≈ 0.94 and ≈ 1.34) give nearly the same echo train
+with a different water T2, and in noise either can win. The smooth fit therefore runs
+
+1. a **first pass**: the voxel-wise fit (:meth:`EpgT2Model.fit_voxels`, both B1 basins tried);
+2. a **field**: per slice, a robust smooth surface through the first-pass B1 of the reliable
+   voxels (flag 0, FF ≤ ``max_ff_field``), see :func:`smooth_b1_field`. Voxels on the mirror side
+   lie far from the field and are rejected as outliers (Tukey biweight), so the field follows
+   the majority, consistent solution;
+3. a **refit** of water T2, FF and M0 of every voxel with B1 held at the field (a global search
+   over T2 at that B1, then Levenberg–Marquardt on (water, fat, T2)), which removes the mirror
+   solutions.
+
+The per-voxel B1 of the first pass is kept (``b1_voxel``). numpy/scipy only; writes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: field methods of :func:`smooth_b1_field`.
+B1_FIELD_METHODS = ("poly", "median")
+
+
+def _poly_terms(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+    """``(N, K)`` monomials ``x^i y^j`` with ``i + j ≤ order``."""
+    return np.stack([x ** i * y ** j for i in range(order + 1) for j in range(order + 1 - i)], axis=1)
+
+
+def _robust_poly(x, y, b, order: int, n_iter: int = 12, c: float = 4.685, scale_floor: float = 0.01):
+    """Tukey-biweight IRLS polynomial fit of ``b`` at ``(x, y)``; returns coefficients."""
+    a = _poly_terms(x, y, order)
+    w = np.ones_like(b)
+    # start from the values near the median: a mirror patch must not pull the first fit
+    med = np.median(b)
+    w[np.abs(b - med) > 0.2] = 0.0
+    coef = None
+    for _ in range(n_iter):
+        sw = np.sqrt(w)
+        if np.count_nonzero(w) < a.shape[1] * 3:
+            break
+        coef = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)[0]
+        r = b - a @ coef
+        s = max(1.4826 * np.median(np.abs(r[w > 0])), scale_floor)
+        u = r / (c * s)
+        w_new = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0)
+        if np.allclose(w_new, w, atol=1e-4):
+            break
+        w = w_new
+    return coef
+
+
+def _field_poly(b1_slice: np.ndarray, reliable: np.ndarray, target: np.ndarray, order: int,
+                min_voxels: int, max_fit_voxels: int = 4000) -> np.ndarray:
+    """Polynomial field of one slice, evaluated on ``target`` voxels (NaN where no support)."""
+    out = np.full(b1_slice.shape, np.nan)
+    ii, jj = np.nonzero(reliable)
+    if ii.size < min_voxels:
+        return out
+    ti, tj = np.nonzero(target)
+    lo_i, hi_i, lo_j, hi_j = ii.min(), ii.max(), jj.min(), jj.max()
+    ci, si = (lo_i + hi_i) / 2, max((hi_i - lo_i) / 2, 1.0)
+    cj, sj = (lo_j + hi_j) / 2, max((hi_j - lo_j) / 2, 1.0)
+    sub = np.random.default_rng(0).permutation(ii.size)[:max_fit_voxels]   # fixed seed: reproducible
+    coef = _robust_poly((ii[sub] - ci) / si, (jj[sub] - cj) / sj, b1_slice[ii[sub], jj[sub]], order)
+    if coef is None:
+        return out
+    # evaluate within the reliable voxels' box (a polynomial must not extrapolate far)
+    xi = np.clip((ti - ci) / si, -1.0, 1.0)
+    xj = np.clip((tj - cj) / sj, -1.0, 1.0)
+    out[ti, tj] = _poly_terms(xi, xj, order) @ coef
+    return out
+
+
+def _field_median(b1_slice: np.ndarray, reliable: np.ndarray, target: np.ndarray, block: int,
+                  min_voxels: int) -> np.ndarray:
+    """Robust local smoothing of one slice: block medians → 3×3 median of blocks → Gaussian
+    normalised convolution back to voxels; voxels > 0.15 from it are dropped and it is redone."""
+    from scipy import ndimage
+
+    out = np.full(b1_slice.shape, np.nan)
+    if reliable.sum() < min_voxels:
+        return out
+    keep = reliable.copy()
+    X, Y = b1_slice.shape
+    nx, ny = -(-X // block), -(-Y // block)
+    for _ in range(2):
+        grid = np.full((nx, ny), np.nan)
+        bi, bj = np.nonzero(keep)
+        key = (bi // block) * ny + bj // block
+        vals = b1_slice[bi, bj]
+        order = np.argsort(key, kind="stable")
+        key, vals = key[order], vals[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(key) > 0])
+        counts = np.diff(np.r_[starts, key.size])
+        for s, n in zip(starts, counts):
+            if n >= max(4, block * block // 8):
+                grid.flat[key[s]] = np.median(vals[s:s + n])
+        pad = np.pad(grid, 1, constant_values=np.nan)
+        win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(nx, ny, 9)
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                grid = np.where(np.isfinite(grid), np.nanmedian(win, axis=2), np.nan)
+        full = np.kron(np.nan_to_num(grid), np.ones((block, block)))[:X, :Y]
+        wgt = np.kron(np.isfinite(grid).astype(float), np.ones((block, block)))[:X, :Y]
+        sig = block * 0.8
+        num = ndimage.gaussian_filter(full * wgt, sig)
+        den = ndimage.gaussian_filter(wgt, sig)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            field = np.where(den > 0.05, num / den, np.nan)
+        keep = reliable & (np.abs(b1_slice - field) <= 0.15)
+    out[target] = field[target]
+    return out
+
+
+def smooth_b1_field(b1: np.ndarray, reliable: np.ndarray, target: np.ndarray | None = None, *,
+                    method: str = "median", order: int = 3, block: int = 8, slice_axis: int = 2,
+                    min_voxels: int = 60) -> np.ndarray:
+    """A smooth B1 field per slice from voxel-wise B1 values.
+
+    Parameters
+    ----------
+    b1 : (X, Y) or (X, Y, Z) ndarray
+        First-pass B1 (NaN where not fitted).
+    reliable : bool ndarray, same shape
+        Voxels whose B1 may shape the field (e.g. flag 0, not fat-dominated).
+    target : bool ndarray, same shape, optional
+        Voxels where the field is wanted (default ``reliable``).
+    method : {'poly', 'median'}
+        ``'poly'``: a 2-D polynomial of total degree ``order`` fitted per slice by Tukey-biweight
+        IRLS (scale from the MAD, floor 0.01), evaluated inside the reliable voxels' bounding box.
+        ``'median'``: medians of ``block × block`` voxel blocks, a 3 × 3 median over blocks and a
+        Gaussian normalised convolution back to voxels, voxels > 0.15 from it dropped and redone.
+    slice_axis : int
+        Through-plane axis of 3-D input.
+    min_voxels : int
+        Slices with fewer reliable voxels get no field (NaN).
+
+    Returns
+    -------
+    ndarray like ``b1``: the field on ``target`` voxels, NaN elsewhere (and on slices without
+    support).
+    """
+    if method not in B1_FIELD_METHODS:
+        raise ValueError(f"unknown B1 field method {method!r} (choose {', '.join(B1_FIELD_METHODS)})")
+    b1 = np.asarray(b1, float)
+    reliable = np.asarray(reliable, bool) & np.isfinite(b1)
+    target = reliable if target is None else np.asarray(target, bool)
+    if b1.ndim == 2:
+        b1, reliable, target = b1[..., None], reliable[..., None], target[..., None]
+        slice_axis, squeeze = 2, True
+    else:
+        squeeze = False
+    b = np.moveaxis(b1, slice_axis, 0)
+    r = np.moveaxis(reliable, slice_axis, 0)
+    t = np.moveaxis(target, slice_axis, 0)
+    out = np.full(b.shape, np.nan)
+    for k in range(b.shape[0]):
+        if not t[k].any():
+            continue
+        if method == "poly":
+            out[k] = _field_poly(b[k], r[k], t[k], order, min_voxels)
+        else:
+            out[k] = _field_median(b[k], r[k], t[k], block, min_voxels)
+    out = np.moveaxis(out, 0, slice_axis)
+    return out[..., 0] if squeeze else out
+
+
+# ------------------------------------------------------------------------------ refit, B1 held
+def _held_fun(model):
+    """``fun(p, v)`` of (water amplitude, fat amplitude, u) at fixed B1 grid coordinate ``v``."""
+    dic = model.dictionary
+
+    def fun(p, v):
+        w, f, wu, _, _ = dic.interpolate(p[:, 2], v)
+        aw, af = p[:, 0:1].astype(w.dtype), p[:, 1:2].astype(w.dtype)
+        jac = np.empty(w.shape + (3,), w.dtype)
+        jac[:, :, 0] = w
+        jac[:, :, 1] = f
+        np.multiply(aw, wu, out=jac[:, :, 2])
+        return aw * w + af * f, jac
+    return fun
+
+
+def _t2_search_at_b1(model, z: np.ndarray, v: np.ndarray, block: int = 2048):
+    """Best water-T2 node (sub-grid) and amplitudes at fixed B1 (grid coordinate ``v``) by
+    variable projection over every T2 node; returns ``p0 (n, 3)``."""
+    dic = model.dictionary
+    T, B = dic.log_t2.size, dic.b1.size
+    ulo, uhi = dic.u_bounds
+    nodes = np.arange(int(np.ceil(ulo)), int(np.floor(uhi)) + 1)
+    p0 = np.empty((z.shape[0], 3))
+    from alsseg.relax.dictionary import _catmull_rom
+
+    for s in range(0, z.shape[0], block):
+        sl = slice(s, min(z.shape[0], s + block))
+        vv = v[sl]
+        iv = np.clip(np.floor(vv).astype(np.intp), 1, B - 3)
+        ws, _ = _catmull_rom(vv - iv)                                     # (n, 4)
+        idx = iv[:, None] + np.arange(-1, 3)[None, :]                     # (n, 4)
+        wat = np.einsum("nk,tnkr->ntr", ws, dic.water[nodes][:, idx])     # (n, G, R)
+        fat = np.einsum("nk,nkr->nr", ws, dic.fat[idx])                  # (n, R)
+        zz = z[sl]
+        a = np.einsum("ntr,nr->nt", wat, zz)
+        b = (fat * zz).sum(1)[:, None]
+        ww = np.einsum("ntr,ntr->nt", wat, wat)
+        wf = np.einsum("ntr,nr->nt", wat, fat)
+        ff = (fat * fat).sum(1)[:, None]
+        det = ww * ff - wf * wf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cw = (ff * a - wf * b) / det
+            cf = (ww * b - wf * a) / det
+            energy = np.where(det > 1e-12 * ww * ff, cw * a + cf * b, a * a / ww)
+            # amplitudes must not be negative: fall back to water alone where fat < 0 (or vice versa)
+            neg = (cw < 0) | (cf < 0)
+            energy = np.where(neg, np.maximum(np.where(a > 0, a * a / ww, 0.0), np.where(b > 0, b * b / ff, 0.0)),
+                              energy)
+        energy = np.nan_to_num(energy, nan=-np.inf)
+        j = np.argmax(energy, axis=1)
+        from alsseg.relax._lm import parabolic_peak
+
+        jf = parabolic_peak(energy, j)
+        rows = np.arange(len(j))
+        p0[sl, 0] = np.maximum(np.nan_to_num(cw[rows, j]), 0.0)
+        p0[sl, 1] = np.maximum(np.nan_to_num(cf[rows, j]), 0.0)
+        p0[sl, 0] = np.where(p0[sl, 0] + p0[sl, 1] > 0, p0[sl, 0], np.maximum(a[rows, j], 1e-6))
+        p0[sl, 2] = nodes[0] + jf
+    return p0
+
+
+def refit_held_b1(model, y: np.ndarray, b1: np.ndarray) -> dict[str, np.ndarray]:
+    """Refit ``y (N, n_echoes)`` with B1 held at ``b1 (N,)`` (clipped into the model's range).
+
+    Returns ``(N,)`` arrays like :meth:`EpgT2Model.fit_voxels` (``b1`` = the held value).
+    """
+    from alsseg.relax._lm import batched_lm
+    from alsseg.relax.t2 import (FLAG_B1_AT_BOUND, FLAG_INVALID_DATA, FLAG_NOT_CONVERGED,
+                                 FLAG_T2_AT_BOUND, _r2, _valid_rows)
+
+    dic = model.dictionary
+    y = np.asarray(y)
+    n = y.shape[0]
+    out = {k: np.full(n, np.nan) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2", "residual")}
+    flag = np.full(n, FLAG_INVALID_DATA, np.uint8)
+    valid = _valid_rows(y) & np.isfinite(b1)
+    if valid.any():
+        yv = y[valid].astype(np.float64)
+        scale = np.linalg.norm(yv, axis=1)
+        z = (yv / scale[:, None]) @ dic.basis
+        rho = np.maximum(1.0 - np.einsum("nr,nr->n", z, z), 0.0)
+        (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
+        v = np.clip(dic.b1_to_v(np.asarray(b1, float)[valid]), vlo, vhi)
+        p0 = _t2_search_at_b1(model, z, v)
+        p, cost, conv = batched_lm(_held_fun(model), p0, z.astype(dic.dtype), np.array([0.0, 0.0, ulo]),
+                                   np.array([np.inf, np.inf, uhi]), n_iter=model.n_iter, tol=model.tol,
+                                   step_tol=1e-3, aux=v.astype(float))
+        aw, af = p[:, 0], p[:, 1]
+        tot = aw + af
+        ss_res = (cost + rho) * scale ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vals = {"t2_water_ms": dic.u_to_t2(p[:, 2]), "fat_fraction": np.where(tot > 0, af / tot, np.nan),
+                    "b1": dic.v_to_b1(v), "m0": tot * scale, "r2": _r2(yv, ss_res),
+                    "residual": np.sqrt(ss_res / y.shape[1])}
+        eps = 1e-6
+        fl = np.zeros(yv.shape[0], np.uint8)
+        fl |= np.where((p[:, 2] <= ulo + eps) | (p[:, 2] >= uhi - eps), FLAG_T2_AT_BOUND, 0).astype(np.uint8)
+        fl |= np.where((v <= vlo + eps) | (v >= vhi - eps), FLAG_B1_AT_BOUND, 0).astype(np.uint8)
+        fl |= np.where(~conv, FLAG_NOT_CONVERGED, 0).astype(np.uint8)
+        fl |= np.where(~(tot > 0), FLAG_INVALID_DATA, 0).astype(np.uint8)
+        for k, val in vals.items():
+            out[k][valid] = val
+        flag[valid] = fl
+    out["flag"] = flag
+    return out
+
+
+def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int = 2, method: str = "median",
+                  order: int = 3, block: int = 8, chunk_voxels: int = 16384, n_jobs: int = 1, progress: bool = False
+                  ) -> dict[str, np.ndarray]:
+    """First pass, smooth field, refit with B1 held (the module docstring); maps on the grid.
+
+    Parameters
+    ----------
+    model : EpgT2Model
+    data : (X, Y, n_echoes) or (X, Y, Z, n_echoes) ndarray
+    mask : bool ndarray of ``data``'s spatial shape
+    slice_axis : through-plane axis of 3-D grids (the field is smooth within each slice).
+    method, order, block : see :func:`smooth_b1_field` (default: block medians of 8 × 8 voxels,
+        which left the smallest fit residual of the smooth fields measured on the real scan,
+        ``docs/relax.md``).
+
+    Returns
+    -------
+    ``{name: ndarray}`` of the spatial shape: the refit's ``t2_water_ms``, ``fat_fraction``,
+    ``b1`` (the field), ``m0``, ``r2``, ``residual``, ``flag``, and ``b1_voxel`` (first pass).
+    Voxels of a slice with too few reliable voxels for a field keep their first-pass fit.
+    """
+    from alsseg.relax._chunks import map_chunks
+    from alsseg.relax.t2 import _Fit
+
+    y = data[mask]
+    first = map_chunks(model.fit_voxels, y, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress,
+                       desc="EPG T2 fit (first pass)")
+    grid = _Fit._scatter(mask, first)
+    reliable = mask & (grid["flag"] == 0)
+    field = smooth_b1_field(grid["b1"], reliable, mask & np.isfinite(grid["b1"]), method=method, order=order,
+                            block=block, slice_axis=slice_axis)
+    lo, hi = model.dictionary.b1_range
+    b1_held = np.clip(field[mask], lo, hi)
+    has = np.isfinite(b1_held)
+    second = map_chunks(lambda rows: refit_held_b1(model, rows[:, :-1], rows[:, -1]),
+                        np.concatenate([y[has], b1_held[has, None]], axis=1).astype(np.float64),
+                        chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress,
+                        desc="EPG T2 fit (B1 held)")
+    vals = {k: v.copy() for k, v in first.items()}
+    for k, v in second.items():
+        vals[k][has] = v
+    vals["b1_voxel"] = first["b1"]
+    return _Fit._scatter(mask, vals)
