@@ -12,7 +12,8 @@ with a different water T2, and in noise either can win. The smooth fit therefore
    the majority, consistent solution;
 3. a **refit** of water T2, FF and M0 of every voxel with B1 held at the field (a global search
    over T2 at that B1, then Levenberg–Marquardt on (water, fat, T2)), which removes the mirror
-   solutions.
+   solutions (optionally B1 is then freed within ± ``b1_tolerance`` of the field for a last
+   Levenberg–Marquardt on all four parameters; the mirror lies ~0.4 away, out of reach).
 
 The per-voxel B1 of the first pass is kept (``b1_voxel``). numpy/scipy only; writes nothing.
 """
@@ -194,56 +195,75 @@ def _held_fun(model):
     return fun
 
 
-def _t2_search_at_b1(model, z: np.ndarray, v: np.ndarray, block: int = 2048):
+def _t2_search_at_b1(model, z: np.ndarray, v: np.ndarray):
     """Best water-T2 node (sub-grid) and amplitudes at fixed B1 (grid coordinate ``v``) by
-    variable projection over every T2 node; returns ``p0 (n, 3)``."""
-    dic = model.dictionary
-    T, B = dic.log_t2.size, dic.b1.size
-    ulo, uhi = dic.u_bounds
-    nodes = np.arange(int(np.ceil(ulo)), int(np.floor(uhi)) + 1)
-    p0 = np.empty((z.shape[0], 3))
+    variable projection over every T2 node; returns ``p0 (n, 3)`` = (water, fat amplitude, u).
+
+    Voxels are grouped by B1 cell: within a cell the atoms are ``Σ_k s_k W[:, k]`` (Catmull–Rom
+    weights ``s`` over its 4 B1 nodes), so the projections are 4 small GEMMs and the Gram terms
+    come from the cell's ``(T, 4, 4)`` node products.
+    """
+    from alsseg.relax._lm import parabolic_peak
     from alsseg.relax.dictionary import _catmull_rom
 
-    for s in range(0, z.shape[0], block):
-        sl = slice(s, min(z.shape[0], s + block))
-        vv = v[sl]
-        iv = np.clip(np.floor(vv).astype(np.intp), 1, B - 3)
-        ws, _ = _catmull_rom(vv - iv)                                     # (n, 4)
-        idx = iv[:, None] + np.arange(-1, 3)[None, :]                     # (n, 4)
-        wat = np.einsum("nk,tnkr->ntr", ws, dic.water[nodes][:, idx])     # (n, G, R)
-        fat = np.einsum("nk,nkr->nr", ws, dic.fat[idx])                  # (n, R)
-        zz = z[sl]
-        a = np.einsum("ntr,nr->nt", wat, zz)
-        b = (fat * zz).sum(1)[:, None]
-        ww = np.einsum("ntr,ntr->nt", wat, wat)
-        wf = np.einsum("ntr,nr->nt", wat, fat)
-        ff = (fat * fat).sum(1)[:, None]
+    dic = model.dictionary
+    B = dic.b1.size
+    ulo, uhi = dic.u_bounds
+    nodes = np.arange(int(np.ceil(ulo)), int(np.floor(uhi)) + 1)
+    wn = dic.water[nodes].astype(np.float64)                                  # (G, B, R)
+    fat = dic.fat.astype(np.float64)                                          # (B, R)
+    iv = np.clip(np.floor(v).astype(np.intp), 1, B - 3)
+    ws_all, _ = _catmull_rom(v - iv)                                          # (n, 4)
+    p0 = np.empty((z.shape[0], 3))
+    for cell in np.unique(iv):
+        sel = np.flatnonzero(iv == cell)
+        ws, zz = ws_all[sel], z[sel]
+        slab = wn[:, cell - 1:cell + 3]                                       # (G, 4, R)
+        fslab = fat[cell - 1:cell + 3]                                        # (4, R)
+        G = slab.shape[0]
+        a = sum(ws[:, k:k + 1] * (zz @ slab[:, k].T) for k in range(4))      # (n, G)
+        f = ws @ fslab                                                        # (n, R)
+        b = (f * zz).sum(1)[:, None]
+        w2 = (ws[:, :, None] * ws[:, None, :]).reshape(-1, 16)               # (n, 16)
+        ww = w2 @ np.einsum("tkr,tlr->tkl", slab, slab).reshape(G, 16).T
+        wf = w2 @ np.einsum("tkr,lr->tkl", slab, fslab).reshape(G, 16).T
+        ff = (f * f).sum(1)[:, None]
         det = ww * ff - wf * wf
         with np.errstate(divide="ignore", invalid="ignore"):
             cw = (ff * a - wf * b) / det
             cf = (ww * b - wf * a) / det
             energy = np.where(det > 1e-12 * ww * ff, cw * a + cf * b, a * a / ww)
-            # amplitudes must not be negative: fall back to water alone where fat < 0 (or vice versa)
+            # amplitudes must not be negative: water or fat alone where the pair needs one < 0
             neg = (cw < 0) | (cf < 0)
-            energy = np.where(neg, np.maximum(np.where(a > 0, a * a / ww, 0.0), np.where(b > 0, b * b / ff, 0.0)),
-                              energy)
+            alone_w = np.where(a > 0, a * a / ww, 0.0)
+            alone_f = np.where(b > 0, b * b / ff, 0.0)
+            energy = np.where(neg, np.maximum(alone_w, alone_f), energy)
+            cw = np.where(neg, np.where(alone_w >= alone_f, np.maximum(a, 0) / ww, 0.0), cw)
+            cf = np.where(neg, np.where(alone_w >= alone_f, 0.0, np.maximum(b, 0) / ff), cf)
         energy = np.nan_to_num(energy, nan=-np.inf)
         j = np.argmax(energy, axis=1)
-        from alsseg.relax._lm import parabolic_peak
-
-        jf = parabolic_peak(energy, j)
         rows = np.arange(len(j))
-        p0[sl, 0] = np.maximum(np.nan_to_num(cw[rows, j]), 0.0)
-        p0[sl, 1] = np.maximum(np.nan_to_num(cf[rows, j]), 0.0)
-        p0[sl, 0] = np.where(p0[sl, 0] + p0[sl, 1] > 0, p0[sl, 0], np.maximum(a[rows, j], 1e-6))
-        p0[sl, 2] = nodes[0] + jf
+        p0[sel, 0] = np.nan_to_num(cw[rows, j])
+        p0[sel, 1] = np.nan_to_num(cf[rows, j])
+        p0[sel, 2] = nodes[0] + parabolic_peak(energy, j)
+    p0[:, :2] = np.maximum(p0[:, :2], 0.0)
+    p0[:, 0] = np.where(p0[:, 0] + p0[:, 1] > 0, p0[:, 0], 1.0)
     return p0
 
 
-def refit_held_b1(model, y: np.ndarray, b1: np.ndarray) -> dict[str, np.ndarray]:
+def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, start: np.ndarray | None = None,
+                  near: float = 0.1) -> dict[str, np.ndarray]:
     """Refit ``y (N, n_echoes)`` with B1 held at ``b1 (N,)`` (clipped into the model's range).
 
-    Returns ``(N,)`` arrays like :meth:`EpgT2Model.fit_voxels` (``b1`` = the held value).
+    ``start (N, 3)``: first-pass water T2 (ms), fat fraction and B1; a voxel whose first-pass B1
+    lies within ``near`` of the held value starts from its first-pass T2 and amplitudes (the
+    same basin), the others from a search over every T2 node at the held B1.
+
+    ``tolerance`` > 0 then lets B1 move within ``b1 ± tolerance`` (a second Levenberg–Marquardt
+    on all four parameters from the held solution).
+
+    Returns ``(N,)`` arrays like :meth:`EpgT2Model.fit_voxels` (``b1`` = the held value, or the
+    bounded one).
     """
     from alsseg.relax._lm import batched_lm
     from alsseg.relax.t2 import (FLAG_B1_AT_BOUND, FLAG_INVALID_DATA, FLAG_NOT_CONVERGED,
@@ -262,10 +282,28 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray) -> dict[str, np.ndarray]
         rho = np.maximum(1.0 - np.einsum("nr,nr->n", z, z), 0.0)
         (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
         v = np.clip(dic.b1_to_v(np.asarray(b1, float)[valid]), vlo, vhi)
-        p0 = _t2_search_at_b1(model, z, v)
+        search = np.ones(len(v), bool)
+        p0 = np.empty((len(v), 3))
+        if start is not None:
+            st = np.asarray(start, float)[valid]
+            ok = np.all(np.isfinite(st), axis=1) & (np.abs(st[:, 2] - np.asarray(b1, float)[valid]) <= near)
+            # amplitudes of the normalised train: total ≈ 1 / |model train| ≈ 1 for a good fit
+            p0[ok] = np.column_stack([1.0 - st[ok, 1], st[ok, 1], np.clip(dic.t2_to_u(np.maximum(st[ok, 0], 1e-3)),
+                                                                              ulo, uhi)])
+            search = ~ok
+        if search.any():
+            p0[search] = _t2_search_at_b1(model, z[search], v[search])
         p, cost, conv = batched_lm(_held_fun(model), p0, z.astype(dic.dtype), np.array([0.0, 0.0, ulo]),
                                    np.array([np.inf, np.inf, uhi]), n_iter=model.n_iter, tol=model.tol,
                                    step_tol=1e-3, aux=v.astype(float))
+        if tolerance > 0:
+            tv = tolerance / dic.b1_step
+            lo = np.column_stack([np.zeros(len(v)), np.zeros(len(v)), np.full(len(v), ulo), np.maximum(v - tv, vlo)])
+            hi = np.column_stack([np.full(len(v), np.inf), np.full(len(v), np.inf), np.full(len(v), uhi),
+                                  np.minimum(v + tv, vhi)])
+            p4, cost, conv4 = batched_lm(model._model_fun, np.column_stack([p, v]), z.astype(dic.dtype), lo, hi,
+                                         n_iter=model.n_iter, tol=model.tol, step_tol=1e-3)
+            p, v, conv = p4[:, :3], p4[:, 3], conv & conv4
         aw, af = p[:, 0], p[:, 1]
         tot = aw + af
         ss_res = (cost + rho) * scale ** 2
@@ -287,8 +325,8 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray) -> dict[str, np.ndarray]
 
 
 def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int = 2, method: str = "median",
-                  order: int = 3, block: int = 8, chunk_voxels: int = 16384, n_jobs: int = 1, progress: bool = False
-                  ) -> dict[str, np.ndarray]:
+                  order: int = 3, block: int = 8, max_ff_field: float = 0.3, b1_tolerance: float = 0.0,
+                  chunk_voxels: int = 16384, n_jobs: int = 1, progress: bool = False) -> dict[str, np.ndarray]:
     """First pass, smooth field, refit with B1 held (the module docstring); maps on the grid.
 
     Parameters
@@ -297,6 +335,11 @@ def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int 
     data : (X, Y, n_echoes) or (X, Y, Z, n_echoes) ndarray
     mask : bool ndarray of ``data``'s spatial shape
     slice_axis : through-plane axis of 3-D grids (the field is smooth within each slice).
+    max_ff_field : only voxels with a first-pass fat fraction up to this shape the field (the
+        B1 of fat-dominated voxels carries the fat model's errors).
+    b1_tolerance : B1 may move this far from the field in the refit (default 0: held). A tight
+        bound (e.g. 0.05, far below the ~0.4 between B1 and its mirror) lets the refit approach the
+        voxel-wise residual, at the price of B1 noise (docs/relax.md).
     method, order, block : see :func:`smooth_b1_field` (default: block medians of 8 × 8 voxels,
         which left the smallest fit residual of the smooth fields measured on the real scan,
         ``docs/relax.md``).
@@ -304,7 +347,7 @@ def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int 
     Returns
     -------
     ``{name: ndarray}`` of the spatial shape: the refit's ``t2_water_ms``, ``fat_fraction``,
-    ``b1`` (the field), ``m0``, ``r2``, ``residual``, ``flag``, and ``b1_voxel`` (first pass).
+    ``b1`` (the field; moved by at most ``b1_tolerance`` in the refit), ``m0``, ``r2``, ``residual``, ``flag``, and ``b1_voxel`` (first pass).
     Voxels of a slice with too few reliable voxels for a field keep their first-pass fit.
     """
     from alsseg.relax._chunks import map_chunks
@@ -314,14 +357,18 @@ def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int 
     first = map_chunks(model.fit_voxels, y, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress,
                        desc="EPG T2 fit (first pass)")
     grid = _Fit._scatter(mask, first)
-    reliable = mask & (grid["flag"] == 0)
+    with np.errstate(invalid="ignore"):
+        reliable = mask & (grid["flag"] == 0) & (grid["fat_fraction"] <= max_ff_field)
     field = smooth_b1_field(grid["b1"], reliable, mask & np.isfinite(grid["b1"]), method=method, order=order,
                             block=block, slice_axis=slice_axis)
     lo, hi = model.dictionary.b1_range
     b1_held = np.clip(field[mask], lo, hi)
     has = np.isfinite(b1_held)
-    second = map_chunks(lambda rows: refit_held_b1(model, rows[:, :-1], rows[:, -1]),
-                        np.concatenate([y[has], b1_held[has, None]], axis=1).astype(np.float64),
+    n_e = y.shape[1]
+    first_pars = np.column_stack([first["t2_water_ms"], first["fat_fraction"], first["b1"]])
+    second = map_chunks(lambda rows: refit_held_b1(model, rows[:, :n_e], rows[:, n_e], b1_tolerance,
+                                                   start=rows[:, n_e + 1:]),
+                        np.concatenate([y[has], b1_held[has, None], first_pars[has]], axis=1).astype(np.float64),
                         chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress,
                         desc="EPG T2 fit (B1 held)")
     vals = {k: v.copy() for k, v in first.items()}
