@@ -22,7 +22,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="threads of the voxel fits (default 2)")
     p.add_argument("--no-figures", action="store_true", help="do not write per-session QC thumbnails")
     p.add_argument("--slice-profile", metavar="PRESET|TBW_EXC,TBW_REF,RATIO|RATIO,TRANSITION",
-                   help="MESE slice profile of your sequence: a preset (siemens = default, myoqmri, generic, ideal; "
+                   help="MESE slice profile of your sequence: a preset (siemens = default, sinc-tbw2, generic, ideal; "
                    "docs/relax.md), Hanning-sinc pulse parameters, or an erf-edged slab, e.g. 1.2,0.12")
     p.add_argument("--b1", choices=("smooth", "voxel"), default="smooth",
                    help="smooth (default): a smooth B1 field per slice with water T2 refitted; voxel: one B1 per voxel")

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--b1-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.5, 1.4),
                    help="B1 search range (default 0.5 1.4)")
     g.add_argument("--slice-profile", metavar="PRESET|TBW_EXC,TBW_REF,RATIO|RATIO,TRANSITION",
-                   help="slice profile: a preset (siemens = default, myoqmri, generic, ideal; docs/relax.md), "
+                   help="slice profile: a preset (siemens = default, sinc-tbw2, generic, ideal; docs/relax.md), "
                    "Hanning-sinc pulse parameters or an erf-edged slab")
     g.add_argument("--b1", choices=("smooth", "voxel"), default="smooth",
                    help="smooth (default): a smooth B1 field per slice, water T2 / FF refitted with it held "

@@ -6,8 +6,9 @@ mirror ``360° − α`` (with a slice profile, B1 ≈ 0.94 and ≈ 1.34) give ne
 with a different water T2, and in noise either can win. The smooth fit therefore runs
 
 1. a **first pass**: the voxel-wise fit (:meth:`EpgT2Model.fit_voxels`, both B1 basins tried);
-2. a **field**: per slice, a robust smooth surface through the first-pass B1 of the reliable
-   voxels (flag 0, FF ≤ ``max_ff_field``), see :func:`smooth_b1_field`. Voxels on the mirror side
+2. a **field**: per slice, a robust smooth surface (default a degree-4 polynomial, Tukey
+   biweight) through the first-pass B1 of the reliable voxels (flag 0, FF ≤ ``max_ff_field``),
+   see :func:`smooth_b1_field`. Voxels on the mirror side
    lie far from the field and are rejected as outliers (Tukey biweight), so the field follows
    the majority, consistent solution;
 3. a **refit** of water T2, FF and M0 of every voxel with B1 held at the field (a global search
@@ -31,19 +32,23 @@ def _poly_terms(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
     return np.stack([x ** i * y ** j for i in range(order + 1) for j in range(order + 1 - i)], axis=1)
 
 
-def _robust_poly(x, y, b, order: int, n_iter: int = 12, c: float = 4.685, scale_floor: float = 0.01):
-    """Tukey-biweight IRLS polynomial fit of ``b`` at ``(x, y)``; returns coefficients."""
+def _robust_poly(x, y, b, order: int, init=None, n_iter: int = 12, c: float = 4.685, scale_floor: float = 0.01):
+    """Tukey-biweight IRLS polynomial fit of ``b`` at ``(x, y)``; returns coefficients.
+
+    ``init``: a robust first guess of the field at the same points; values more than 0.1 from it
+    start with zero weight, so mirror solutions cannot pull the first fit (without it, values
+    more than 0.2 from the median)."""
     a = _poly_terms(x, y, order)
     w = np.ones_like(b)
-    # start from the values near the median: a mirror patch must not pull the first fit
-    med = np.median(b)
-    w[np.abs(b - med) > 0.2] = 0.0
+    ref = np.median(b) if init is None else init
+    w[~(np.abs(b - ref) <= (0.2 if init is None else 0.1))] = 0.0
     coef = None
     for _ in range(n_iter):
-        sw = np.sqrt(w)
         if np.count_nonzero(w) < a.shape[1] * 3:
             break
-        coef = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)[0]
+        aw = a * w[:, None]
+        gram = aw.T @ a
+        coef = np.linalg.solve(gram + 1e-9 * np.trace(gram) / len(gram) * np.eye(len(gram)), aw.T @ b)
         r = b - a @ coef
         s = max(1.4826 * np.median(np.abs(r[w > 0])), scale_floor)
         u = r / (c * s)
@@ -66,7 +71,10 @@ def _field_poly(b1_slice: np.ndarray, reliable: np.ndarray, target: np.ndarray, 
     ci, si = (lo_i + hi_i) / 2, max((hi_i - lo_i) / 2, 1.0)
     cj, sj = (lo_j + hi_j) / 2, max((hi_j - lo_j) / 2, 1.0)
     sub = np.random.default_rng(0).permutation(ii.size)[:max_fit_voxels]   # fixed seed: reproducible
-    coef = _robust_poly((ii[sub] - ci) / si, (jj[sub] - cj) / sj, b1_slice[ii[sub], jj[sub]], order)
+    # a robust local first guess (block medians) decides which voxels start in the fit
+    init = _field_median(b1_slice, reliable, reliable, 8, min_voxels)[ii[sub], jj[sub]]
+    coef = _robust_poly((ii[sub] - ci) / si, (jj[sub] - cj) / sj, b1_slice[ii[sub], jj[sub]], order,
+                        init=init if np.isfinite(init).all() else None)
     if coef is None:
         return out
     # evaluate within the reliable voxels' box (a polynomial must not extrapolate far)
@@ -127,7 +135,7 @@ def _field_median(b1_slice: np.ndarray, reliable: np.ndarray, target: np.ndarray
 
 
 def smooth_b1_field(b1: np.ndarray, reliable: np.ndarray, target: np.ndarray | None = None, *,
-                    method: str = "median", order: int = 3, block: int = 8, slice_axis: int = 2,
+                    method: str = "poly", order: int = 4, block: int = 8, slice_axis: int = 2,
                     min_voxels: int = 60) -> np.ndarray:
     """A smooth B1 field per slice from voxel-wise B1 values.
 
@@ -141,7 +149,8 @@ def smooth_b1_field(b1: np.ndarray, reliable: np.ndarray, target: np.ndarray | N
         Voxels where the field is wanted (default ``reliable``).
     method : {'poly', 'median'}
         ``'poly'``: a 2-D polynomial of total degree ``order`` fitted per slice by Tukey-biweight
-        IRLS (scale from the MAD, floor 0.01), evaluated inside the reliable voxels' bounding box.
+        IRLS (scale from the MAD, floor 0.01), started from the voxels within 0.1 of the
+        ``'median'`` field, evaluated inside the reliable voxels' bounding box.
         ``'median'``: medians of ``block × block`` voxel blocks (outlying blocks replaced by their
         3 × 3 neighbourhood median), bilinear interpolation between block centres; voxels > 0.15 from it dropped and redone.
     slice_axis : int
@@ -252,10 +261,10 @@ def _t2_search_at_b1(model, z: np.ndarray, v: np.ndarray):
 
 
 def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, start: np.ndarray | None = None,
-                  near: float = 0.1) -> dict[str, np.ndarray]:
+                  near: float = 0.02) -> dict[str, np.ndarray]:
     """Refit ``y (N, n_echoes)`` with B1 held at ``b1 (N,)`` (clipped into the model's range).
 
-    ``start (N, 3)``: first-pass water T2 (ms), fat fraction and B1; a voxel whose first-pass B1
+    ``start (N, 4)``: first-pass water T2 (ms), fat fraction, B1 and M0; a voxel whose first-pass B1
     lies within ``near`` of the held value starts from its first-pass T2 and amplitudes (the
     same basin), the others from a search over every T2 node at the held B1.
 
@@ -287,9 +296,9 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, 
         if start is not None:
             st = np.asarray(start, float)[valid]
             ok = np.all(np.isfinite(st), axis=1) & (np.abs(st[:, 2] - np.asarray(b1, float)[valid]) <= near)
-            # amplitudes of the normalised train: total ≈ 1 / |model train| ≈ 1 for a good fit
-            p0[ok] = np.column_stack([1.0 - st[ok, 1], st[ok, 1], np.clip(dic.t2_to_u(np.maximum(st[ok, 0], 1e-3)),
-                                                                              ulo, uhi)])
+            tot = st[ok, 3] / scale[ok]                                   # M0 in units of the normalised train
+            p0[ok] = np.column_stack([(1.0 - st[ok, 1]) * tot, st[ok, 1] * tot,
+                                      np.clip(dic.t2_to_u(np.maximum(st[ok, 0], 1e-3)), ulo, uhi)])
             search = ~ok
         if search.any():
             p0[search] = _t2_search_at_b1(model, z[search], v[search])
@@ -324,8 +333,8 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, 
     return out
 
 
-def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int = 2, method: str = "median",
-                  order: int = 3, block: int = 8, max_ff_field: float = 0.3, b1_tolerance: float = 0.0,
+def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int = 2, method: str = "poly",
+                  order: int = 4, block: int = 8, max_ff_field: float = 0.3, b1_tolerance: float = 0.0,
                   chunk_voxels: int = 16384, n_jobs: int = 1, progress: bool = False) -> dict[str, np.ndarray]:
     """First pass, smooth field, refit with B1 held (the module docstring); maps on the grid.
 
@@ -340,9 +349,9 @@ def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int 
     b1_tolerance : B1 may move this far from the field in the refit (default 0: held). A tight
         bound (e.g. 0.05, far below the ~0.4 between B1 and its mirror) lets the refit approach the
         voxel-wise residual, at the price of B1 noise (docs/relax.md).
-    method, order, block : see :func:`smooth_b1_field` (default: block medians of 8 × 8 voxels,
-        which left the smallest fit residual of the smooth fields measured on the real scan,
-        ``docs/relax.md``).
+    method, order, block : see :func:`smooth_b1_field` (default: a degree-4 polynomial per slice,
+        which read the two legs most alike on the real scan and the B1 of the synthetic phantom
+        best, ``docs/relax.md``).
 
     Returns
     -------
@@ -365,7 +374,7 @@ def fit_smooth_b1(model, data: np.ndarray, mask: np.ndarray, *, slice_axis: int 
     b1_held = np.clip(field[mask], lo, hi)
     has = np.isfinite(b1_held)
     n_e = y.shape[1]
-    first_pars = np.column_stack([first["t2_water_ms"], first["fat_fraction"], first["b1"]])
+    first_pars = np.column_stack([first["t2_water_ms"], first["fat_fraction"], first["b1"], first["m0"]])
     second = map_chunks(lambda rows: refit_held_b1(model, rows[:, :n_e], rows[:, n_e], b1_tolerance,
                                                    start=rows[:, n_e + 1:]),
                         np.concatenate([y[has], b1_held[has, None], first_pars[has]], axis=1).astype(np.float64),

@@ -14,10 +14,14 @@ Presets (``SLICE_PROFILE_PRESETS``):
     profile approximated as twice that of the same pulse at 90°, refocusing slab 0.9 × the
     excitation slab. Chosen on the Siemens ``se2d17`` scan as the profile leaving the smallest
     median fit residual (``docs/relax.md``); an empirical fit, not the vendor's pulse.
-``myoqmri``
-    MyoQMRI's default model (Santini et al.): Hanning-windowed sinc, time-bandwidth 2 for both
-    pulses, refocusing profile twice the 90° profile, refocusing slab 1.2 × the excitation slab
-    (MyoQMRI's ``refWidthFactor`` 0.2), also set up for Siemens scanners.
+``sinc-tbw2``
+    The pulse parameters MyoQMRI assumes for Siemens scanners (Santini et al.): Hanning-windowed
+    sinc, time-bandwidth 2 for both pulses, refocusing profile twice the 90° profile, refocusing
+    slab 1.2 × the excitation slab (MyoQMRI's ``refWidthFactor`` 0.2), computed by alsseg's
+    Bloch simulation. MyoQMRI derives its flip-angle profile differently (from the SLR
+    polynomials of the pulse, binned to 20/24 positions): on MyoQMRI's own signals this preset
+    reads water T2 3.2 ms high, while MyoQMRI's arrays passed as a ``SliceProfile`` read it
+    without bias (``benchmarks/bench_t2_model_mismatch.py``).
 ``generic``
     Textbook selective pulses: Hanning-windowed sinc of time-bandwidth 4 for both, the
     refocusing profile simulated at 180° (Bloch/spinor), equal slab widths. For a scanner whose
@@ -40,8 +44,8 @@ SLICE_PROFILE_PRESETS = {
     "siemens": ("Hanning-sinc, TBW 3.0 / 2.5, refocusing = 2 x the 90-degree profile, refocusing slab 0.9 x "
                 "(tuned on the Siemens se2d17 scan; the default)",
                 dict(tbw_excite=3.0, tbw_refocus=2.5, refocus_width_ratio=0.9, refocus_from_90=True)),
-    "myoqmri": ("MyoQMRI's default: Hanning-sinc, TBW 2 / 2, refocusing = 2 x the 90-degree profile, "
-                "refocusing slab 1.2 x", dict(tbw_excite=2.0, tbw_refocus=2.0, refocus_width_ratio=1.2,
+    "sinc-tbw2": ("Hanning-sinc, TBW 2 / 2, refocusing = 2 x the 90-degree profile, refocusing slab 1.2 x "
+                  "(the pulse parameters MyoQMRI assumes; alsseg's Bloch profile, not MyoQMRI's arrays)", dict(tbw_excite=2.0, tbw_refocus=2.0, refocus_width_ratio=1.2,
                                              refocus_from_90=True)),
     "generic": ("textbook: Hanning-sinc, TBW 4 / 4, refocusing simulated at 180 degrees, equal slabs",
                 dict(tbw_excite=4.0, tbw_refocus=4.0, refocus_width_ratio=1.0)),

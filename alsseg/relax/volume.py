@@ -161,8 +161,8 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
                 continue
             arr = getattr(fit, attr)
             if desc == "b1" and b1 == "smooth":
-                text = (f"{text}: smooth field per slice (robust medians of 8 x 8 voxel blocks), held in the "
-                        "refit of water T2 / FF / M0")
+                text = (f"{text}: smooth field per slice (degree-4 polynomial, Tukey-biweight fit to the "
+                        "first-pass B1 of voxels with FF <= 0.3), held in the refit of water T2 / FF / M0")
             out[desc] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
                                         Units=units, Description=text, B1Mode=b1)
     if model in ("mono", "both"):

@@ -128,7 +128,9 @@ def test_cli_b1_option_and_sidecar(tmp_path, smooth_nifti, capsys):
     assert main(["fit-t2", str(path), "--out", str(out_v), "-q", "--b1", "voxel", "--slice-profile", "siemens"]) == 0
     b1s = nib.load(str(out_s / "sub-01_desc-b1_T2map.nii.gz")).get_fdata()
     b1v = nib.load(str(out_s / "sub-01_desc-b1voxel_T2map.nii.gz")).get_fdata()
-    assert np.median(np.abs(b1s - truth_b1)) < 0.02 and np.max(np.abs(b1s - truth_b1)) < 0.1
+    err_s, err_v = np.abs(b1s - truth_b1), np.abs(b1v - truth_b1)
+    assert np.median(err_s) < 0.025 and np.max(err_s) < 0.15 and np.percentile(err_v, 90) > 0.3  # mirrors
+    assert np.mean(err_s) < 0.5 * np.mean(err_v)
     # the smooth map is smoother than the voxel map (its neighbour differences are smaller)
     assert np.abs(np.diff(b1s, axis=0)).mean() < 0.5 * np.abs(np.diff(b1v, axis=0)).mean()
     side = json.loads((out_s / "sub-01_desc-b1_T2map.json").read_text())
@@ -153,9 +155,9 @@ def test_run_parser_takes_b1_and_preset():
     from alsseg.cli import build_parser
     from alsseg.cli.pipeline_cmd import _options
 
-    args = build_parser().parse_args(["run", "sess", "--out", "o", "--b1", "voxel", "--slice-profile", "myoqmri"])
+    args = build_parser().parse_args(["run", "sess", "--out", "o", "--b1", "voxel", "--slice-profile", "sinc-tbw2"])
     opts = _options(args)
-    assert opts.b1 == "voxel" and opts.slice_profile == "myoqmri"
+    assert opts.b1 == "voxel" and opts.slice_profile == "sinc-tbw2"
     assert _options(build_parser().parse_args(["run", "sess", "--out", "o"])).b1 == "smooth"
     with pytest.raises(InputError):
         _options(build_parser().parse_args(["run", "sess", "--out", "o", "--slice-profile", "philips"]))
