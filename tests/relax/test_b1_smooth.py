@@ -138,6 +138,12 @@ def test_cli_b1_option_and_sidecar(tmp_path, smooth_nifti, capsys):
     assert not (out_v / "sub-01_desc-b1voxel_T2map.nii.gz").exists()
     assert json.loads((out_v / "sub-01_desc-b1_T2map.json").read_text())["B1Mode"] == "voxel"
     np.testing.assert_allclose(nib.load(str(out_v / "sub-01_desc-b1_T2map.nii.gz")).get_fdata(), b1v, atol=1e-6)
+    # switching --b1 in a finished folder refits (not "up to date"); the same mode again does not
+    assert main(["fit-t2", str(path), "--out", str(out_s), "-q", "--b1", "voxel"]) == 0
+    assert json.loads((out_s / "sub-01_desc-b1_T2map.json").read_text())["B1Mode"] == "voxel"
+    capsys.readouterr()
+    assert main(["fit-t2", str(path), "--out", str(out_s), "--b1", "voxel"]) == 0
+    assert "up to date" in capsys.readouterr().out
     # bad choices: one line, exit 2, nothing written
     capsys.readouterr()
     bad = tmp_path / "bad"
