@@ -146,7 +146,7 @@ def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, flo
 def fit_t2_mono(series, mask: np.ndarray, threads: int = 2) -> np.ndarray:
     """Mono-exponential T2 (weighted log-linear, every echo), ms: the biased baseline of older
     studies (Bryan et al. 1998 included), kept for comparison; NaN where it failed."""
-    from alsseg.relax.t2 import MonoExpT2Model
+    from alsseg.relax.mono import MonoExpT2Model
 
     fit = MonoExpT2Model(series.echo_times_ms, "loglinear").fit(series.image.data, mask, n_jobs=threads)
     t2 = np.asarray(fit.t2_ms, float)

@@ -113,7 +113,7 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         Voxels to fit; must be on the series' grid. ``None``: :func:`auto_mask`.
     model : {'epg', 'mono', 'both'}
     mono_method, skip_first :
-        Mono-exponential variant (see :class:`~alsseg.relax.t2.MonoExpT2Model`).
+        Mono-exponential variant (see :class:`~alsseg.relax.mono.MonoExpT2Model`).
     chunk_voxels, n_jobs, progress :
         Memory bound per chunk, worker threads, tqdm progress bar.
     t2_range_ms, b1_range :
@@ -130,7 +130,8 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         Keyed by BIDS ``desc`` (see :data:`EPG_MAPS`, :data:`MONO_MAPS`), each on the source grid.
         ``result['_fit']`` is not included; use the models directly for the fit objects.
     """
-    from alsseg.relax.t2 import EpgT2Model, MonoExpT2Model
+    from alsseg.relax.mono import MonoExpT2Model
+    from alsseg.relax.t2 import EpgT2Model
 
     if model not in ("epg", "mono", "both"):
         raise InputError(None, f"unknown T2 model {model!r} (choose epg, mono or both)")

@@ -7,7 +7,8 @@ import pytest
 from alsseg.io.errors import InputError
 from alsseg.relax.acquisition import MeseAcquisition
 from alsseg.relax.epg import SliceProfile, cpmg_echoes
-from alsseg.relax.t2 import (FLAG_INVALID_DATA, EpgT2Model, MonoExpT2Model, two_component_signal)
+from alsseg.relax.mono import MonoExpT2Model
+from alsseg.relax.t2 import FLAG_INVALID_DATA, EpgT2Model, two_component_signal
 
 
 def _grid():
