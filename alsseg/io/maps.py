@@ -69,7 +69,7 @@ def write_maps(maps: dict, out_dir, prefix: str, *, suffix: str = "T2map", prove
         if data.dtype == np.float64:
             data = data.astype(np.float32)
         save_nifti(img.with_data(data), path)
-        side = {key: img.meta[key] for key in ("Units", "Description") if key in img.meta}
+        side = {key: img.meta[key] for key in ("Units", "Description", "B1Mode") if key in img.meta}
         side.update(provenance or {})
         write_text_atomic(path.with_name(path.name.replace(".nii.gz", ".json")),
                           json.dumps(_jsonable(side), indent=2) + "\n")

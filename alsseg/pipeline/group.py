@@ -11,6 +11,7 @@ import numpy as np
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.pipeline.layout import GROUP_DIR, source_of
+from alsseg.quant import FIT_FAIL_QC_THRESHOLD
 
 
 def collect_tables(out_dir: str | Path):
@@ -103,9 +104,14 @@ def qc_table(muscles, status, ds=None):
                                            "their volumes are those of the imaged slab"})
         for _, r in per.iterrows():
             where = f"{r['participant_id']}_{r['session_id']} {r['muscle']}_{r['side']}"
+            f = r.get("fit_fail_fraction", np.nan)
             g = r.get("good_fit_fraction", np.nan)
-            if np.isfinite(g) and g < 0.8:
-                rows.append({"kind": "failed fits", "where": where, "detail": f"{100 * (1 - g):.0f} % of voxels failed"})
+            if not np.isfinite(f) and np.isfinite(g):
+                f = 1.0 - g  # tables written before fit_fail_fraction existed
+            if np.isfinite(f) and f > FIT_FAIL_QC_THRESHOLD:
+                rows.append({"kind": "failed fits", "where": where,
+                             "detail": f"{100 * f:.0f} % of voxels failed or sat at a bound "
+                                       f"(threshold {100 * FIT_FAIL_QC_THRESHOLD:.0f} %): check the B1 / water T2 maps"})
         for (m, s), part in per.groupby(["muscle", "side"]):
             v = part["volume_ml"].astype(float)
             med = v.median()

@@ -107,8 +107,8 @@ def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=st, iterations=n)
 
 
-def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | None = None
-           ) -> dict[str, np.ndarray]:
+def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | str | None = None,
+           b1: str = "smooth") -> dict[str, np.ndarray]:
     """Two-component slice-profile EPG fit (water T2, FF, B1, M0, R²) of the masked voxels.
 
     Uses :class:`alsseg.relax.t2.EpgT2Model` with the acquisition read from the series' headers
@@ -117,29 +117,36 @@ def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, flo
     Returns
     -------
     ``{name: (X, Y, Z) ndarray}`` on the series grid: ``t2_water_ms``, ``fat_fraction``, ``b1``,
-    ``m0``, ``r2`` (NaN outside the mask and where the fit failed) and ``fit_ok`` (bool).
-    ``profile``: ``(refocus_width_ratio, transition)`` of the slice profile when it is known
-    (e.g. the simulator's); ``None`` keeps relax's default profile.
+    ``m0``, ``r2`` (NaN outside the mask and where the fit failed), ``fit_ok`` (bool) and
+    ``fit_flag`` (uint8 flag bits). ``profile``: ``(refocus_width_ratio, transition)`` of the
+    slice profile when it is known (e.g. the simulator's) or a ``--slice-profile`` text; ``None``
+    keeps relax's default profile. ``b1``: ``"smooth"`` or ``"voxel"``
+    (:meth:`alsseg.relax.t2.EpgT2Model.fit`).
     """
     from alsseg.relax.acquisition import MeseAcquisition
     from alsseg.relax.epg import SliceProfile
+    from alsseg.relax.profiles import parse_slice_profile
     from alsseg.relax.t2 import EpgT2Model
+    from alsseg.relax.volume import slice_axis_of
 
     over = {}
-    if profile is not None:
+    if isinstance(profile, str):
+        over["profile"] = parse_slice_profile(profile)
+    elif profile is not None:
         over["profile"] = SliceProfile.smooth(n_positions=24, transition=float(profile[1]),
                                               refocus_width_ratio=float(profile[0]), extent=1.0)
     acq = MeseAcquisition.from_series(series, **over)
-    fit = EpgT2Model(acq).fit(series.image.data, mask, n_jobs=threads)
+    fit = EpgT2Model(acq).fit(series.image.data, mask, b1=b1, slice_axis=slice_axis_of(series.image), n_jobs=threads)
     out = {k: np.asarray(fit.maps[k]) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2") if k in fit.maps}
     out["fit_ok"] = np.asarray(fit.success, bool)
+    out["fit_flag"] = np.asarray(fit.flag, np.uint8)
     return out
 
 
 def fit_t2_mono(series, mask: np.ndarray, threads: int = 2) -> np.ndarray:
     """Mono-exponential T2 (weighted log-linear, every echo), ms: the biased baseline of older
     studies (Bryan et al. 1998 included), kept for comparison; NaN where it failed."""
-    from alsseg.relax.t2 import MonoExpT2Model
+    from alsseg.relax.mono import MonoExpT2Model
 
     fit = MonoExpT2Model(series.echo_times_ms, "loglinear").fit(series.image.data, mask, n_jobs=threads)
     t2 = np.asarray(fit.t2_ms, float)
@@ -236,7 +243,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     begin("fit_t2")
     slice_axis = int(np.argmax(ref3d.spacing_mm)) if len(set(np.round(ref3d.spacing_mm, 3))) > 1 else 2
     mask = dilate_inplane(labels > 0, options.mask_margin_vox, slice_axis)
-    maps = fit_t2(series, mask, options.threads, options.slice_profile)
+    maps = fit_t2(series, mask, options.threads, options.slice_profile, options.b1)
     if options.mono_t2:
         maps["t2_mono_ms"] = fit_t2_mono(series, mask, options.threads)
     end("fit_t2")
