@@ -12,6 +12,11 @@ import pandas as pd
 
 from alsseg.report import figures as F
 
+#: the per-subject tables :func:`build_report` draws, made by :func:`alsseg.stats.report_tables`
+#: (the report computes no statistics; a test checks both name the same tables).
+REPORT_TABLES = ("muscles", "subjects", "subject_baseline", "subject_baseline_motor", "subject_visits",
+                 "change_subjects", "visit_order")
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1300px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:28px}
@@ -79,43 +84,6 @@ def cohort_summary(participants: pd.DataFrame, muscles: pd.DataFrame, motor: pd.
     return pd.DataFrame(rows)
 
 
-def subject_table(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame,
-                  counts: pd.DataFrame | None, muscle: str = "anterior") -> pd.DataFrame:
-    """One row per subject and visit: group, ``muscle`` water T2 / FF / volume (mean of legs),
-    CMAP and MVIC (mean of legs; missing stays missing) and the abnormal-muscle count (T2)."""
-    from alsseg.stats import session_order
-
-    d = muscles[muscles["muscle"] == muscle]
-    cols = [c for c in ("t2_water_ms", "fat_fraction", "volume_ml") if c in d]
-    img = d.groupby(["participant_id", "session_id"])[cols].mean().reset_index()
-    if motor is not None and not motor.empty:
-        mot = motor.copy()
-        mot["session_id"] = mot["session_id"].astype(str)
-        mm = mot.groupby(["participant_id", "session_id"])[[c for c in ("cmap_mv", "mvic_n") if c in mot]].mean().reset_index()
-        img = img.merge(mm, on=["participant_id", "session_id"], how="left")
-    img = participants[["participant_id", "group"]].merge(img, on="participant_id", how="right")
-    if counts is not None and not counts.empty:
-        img = img.merge(counts[["participant_id", "session_id", "n_abnormal"]], on=["participant_id", "session_id"], how="left")
-    order = {s: i for i, s in enumerate(session_order(img["session_id"]))}
-    img = img.sort_values(["group", "participant_id", "session_id"], key=lambda s: s.map(order) if s.name == "session_id" else s)
-    return img.rename(columns={c: f"{muscle} {c}" for c in cols})
-
-
-def _subject_level(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
-                   muscle: str, baseline_only: bool = True) -> pd.DataFrame:
-    from alsseg.stats import session_order
-
-    d = muscles[muscles["muscle"] == muscle]
-    if motor is not None and not motor.empty:
-        d = d.merge(motor, on=["participant_id", "session_id", "side"], how="left")
-    d = d.merge(participants[["participant_id", "group"]], on="participant_id", how="left")
-    if baseline_only:
-        first = {p: session_order(s)[0] for p, s in d.groupby("participant_id")["session_id"]}
-        d = d[d["session_id"] == d["participant_id"].map(first)]
-    cols = [c for c in ("t2_water_ms", "volume_ml", "fat_fraction", "t1_ms", "cmap_mv", "mvic_n") if c in d]
-    return d.groupby(["participant_id", "session_id", "group"], sort=False)[cols].mean().reset_index()
-
-
 def _r_text(corr: pd.DataFrame, measure, motor, muscle, population="all") -> str | None:
     if corr is None or corr.empty:
         return None
@@ -134,20 +102,21 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     Parameters
     ----------
     results : output of :func:`alsseg.pipeline.run_stats` (``muscles``, ``status``, ``qc`` and
-        the statistics tables).
+        the statistics tables) updated with :func:`alsseg.stats.report_tables` (the per-subject
+        tables drawn here, made for the same ``focus_muscle``; the report computes no statistics).
     participants, motor : the dataset's tables.
     thumbnails : paths of per-session QC PNGs (embedded, in order).
     focus_muscle : muscle or group used in the scatter and change plots (``anterior`` = TA +
         EDL, the dorsiflexors whose strength MVIC measures and whose nerve CMAP probes).
     extra : ``{heading: DataFrame}`` tables shown in a section before the QC.
     """
-    from alsseg.stats import add_group_rows, change_table, session_order
-
-    muscles = results["muscles"].copy()
-    for c in ("participant_id", "session_id", "side", "muscle"):
-        muscles[c] = muscles[c].astype(str)
-    if not muscles["muscle"].isin(["anterior", "all"]).any():
-        muscles = add_group_rows(muscles)
+    missing = [k for k in REPORT_TABLES if k not in results]
+    if missing:
+        raise ValueError(f"results lack {', '.join(missing)}: add alsseg.stats.report_tables(...) to them")
+    focus = set(results["subject_baseline_motor"].get("muscle", pd.Series([focus_muscle])))
+    if focus - {focus_muscle}:
+        raise ValueError(f"the report tables were made for {sorted(focus)}, not focus_muscle={focus_muscle!r}")
+    muscles = results["muscles"]
     muscle_order = [m for m in ("TA", "EDL", "PER", "TP", "SOL", "GM", "GL", "anterior", "all")
                     if m in set(muscles["muscle"])]
     parts = participants.copy()
@@ -171,19 +140,11 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     out.append(f"<p>{n_done} session(s) analysed" + (f", <span class='bad'>{n_bad} not analysed</span> (see QC)" if n_bad else "") + ".</p>")
     out.append(f"<h3>Subjects and visits ({focus_muscle}: mean of legs; motor measures: mean of legs; "
                "n_abnormal: muscles with water T2 z &gt; 2)</h3>")
-    counts_t2 = results.get("abnormal_counts")
-    if counts_t2 is not None and "measure" in counts_t2:
-        counts_t2 = counts_t2[counts_t2["measure"] == "t2_water_ms"]
-    out.append(table_html(subject_table(muscles, parts, motor, counts_t2, focus_muscle)))
+    out.append(table_html(results["subjects"]))
 
     # ---- group comparison
     out.append("<h2>Patients vs controls (baseline)</h2>")
-    sub_rows = []
-    for m in muscle_order:
-        s = _subject_level(muscles, parts, None, m)
-        s["muscle"] = m
-        sub_rows.append(s)
-    subj = pd.concat(sub_rows, ignore_index=True) if sub_rows else pd.DataFrame()
+    subj = results["subject_baseline"]
     figs = []
     for measure in ("t2_water_ms", "volume_ml", "fat_fraction", "t1_ms"):
         if measure in subj and subj[measure].notna().any():
@@ -199,7 +160,7 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     # ---- correlations with motor measures
     out.append("<h2>Imaging vs motor measures</h2>")
     figs = []
-    s0 = _subject_level(muscles, parts, motor, focus_muscle)
+    s0 = results["subject_baseline_motor"]
     for measure in ("t2_water_ms", "volume_ml"):
         for mot in ("mvic_n", "cmap_mv"):
             if measure in s0 and mot in s0 and s0[mot].notna().any():
@@ -218,18 +179,15 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     # ---- change between visits
     out.append("<h2>Change between visits (patients)</h2>")
     figs = []
-    ch = change_table(muscles, motor if not motor.empty else None)
-    chp = ch.merge(parts[["participant_id", "group"]], on="participant_id", how="left")
-    chp = chp[(chp["muscle"] == focus_muscle) & (chp["group"] == "ALS")]
-    if not chp.empty:
-        cs = chp.groupby(["participant_id", "group"])[[c for c in chp.columns if c.startswith("delta_")]].mean().reset_index()
+    cs = results["change_subjects"]
+    if not cs.empty:
         for mot in ("delta_cmap_mv", "delta_mvic_n"):
             if mot in cs and cs[mot].notna().any():
                 rt = _r_text(chg, "t2_water_ms", mot[6:], focus_muscle, "ALS")
                 figs.append(_img(F.scatter_fit(cs, mot, "delta_t2_water_ms", f"{focus_muscle}: ΔT2 vs {mot[6:]} change", rt),
                                  f"change {mot}"))
-        lvl = _subject_level(muscles, parts, None, focus_muscle, baseline_only=False)
-        figs.append(_img(F.change_lines(lvl, "t2_water_ms", session_order(muscles["session_id"]),
+        lvl = results["subject_visits"]
+        figs.append(_img(F.change_lines(lvl, "t2_water_ms", list(results["visit_order"]["session_id"]),
                                         f"{focus_muscle}: water T2 per visit"), "T2 per visit"))
     out.append(f"<div class='figs'>{''.join(figs)}</div>" if figs else "<p class='note'>no subject with two visits</p>")
     if chg is not None and not chg.empty:

@@ -35,6 +35,7 @@ def report_html(cohort_tables, tmp_path):
                                                     "fat_fraction": np.zeros((40, 30))}, "sub-01_ses-01")
     thumb = tmp_path / "sub-01_ses-01_desc-qc.png"
     thumb.write_bytes(png)
+    res.update(stats.report_tables(muscles, parts, motor, res["abnormal_counts"]))
     html = build_report(res, parts, motor, [thumb], title="test cohort")
     out = tmp_path / "report.html"
     out.write_text(html)
@@ -64,6 +65,26 @@ def test_report_self_contained(report_html, cohort_tables):
             & (res.muscle == "anterior")].iloc[0]
     assert f"<td class=\"\">{_fmt(r.pearson_r)}</td>" in text and r.pearson_r < -0.8
     assert '<td class="l">t2_water_ms</td>' in text  # text left-aligned, numbers right-aligned
+
+
+def test_report_draws_only_what_stats_returns(cohort_tables):
+    """The report needs stats' per-subject tables, made for its focus muscle, and says so."""
+    from alsseg.report import html as report_html_module
+
+    assert set(report_html_module.REPORT_TABLES) == set(stats.REPORT_TABLES)
+    muscles, parts, motor = cohort_tables
+    res = stats.run_all(muscles, parts, motor, stats.StatsOptions(mixed_model=False))
+    res.update(muscles=muscles, status=pd.DataFrame(columns=["session", "status", "error"]), qc=pd.DataFrame())
+    with pytest.raises(ValueError, match="report_tables"):
+        build_report(res, parts, motor, [])
+    res.update(stats.report_tables(muscles, parts, motor, res["abnormal_counts"], focus_muscle="TA"))
+    with pytest.raises(ValueError, match="TA"):
+        build_report(res, parts, motor, [])
+    assert "TA t2_water_ms" in build_report(res, parts, motor, [], focus_muscle="TA")  # the subjects table of TA
+    tables = stats.report_tables(muscles, parts, motor, res["abnormal_counts"])
+    # the patients' change of the anterior compartment: one row per ALS subject with two visits
+    assert set(tables["change_subjects"]["participant_id"]) == set(parts[parts.group == "ALS"].participant_id)
+    assert list(tables["visit_order"]["session_id"]) == ["ses-01", "ses-02"]
 
 
 def test_session_strip_is_png():
