@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from alsseg.seg.evaluate import evaluate_labels, slice_dice_rows
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.realdata import REAL_SLICES, UNSCORED_ON_SLICES
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     torch.set_num_threads(args.threads)
     seg = Segmenter.from_bundle(args.model)

@@ -60,3 +60,9 @@ def confidence_rows(labels: np.ndarray, max_probability: np.ndarray, labels_mirr
                      "conf_max_softmax": round(msp, 4), "conf_flip_dice": round(flip, 4),
                      "low_confidence": conf < LOW_CONFIDENCE})
     return rows
+
+
+def confidence_tsv(rows: list[dict]) -> str:
+    """Confidence rows → TSV text (columns of :func:`confidence_rows`)."""
+    keys = ("label", "muscle", "side", "seg_confidence", "conf_max_softmax", "conf_flip_dice", "low_confidence")
+    return "\t".join(keys) + "\n" + "".join("\t".join(str(r[k]) for k in keys) + "\n" for r in rows)
