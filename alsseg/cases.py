@@ -97,7 +97,7 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
         if not mine:
             continue
         rng = np.random.default_rng([int(seed), 7919, g])
-        grid = random_grid(rng)
+        grid = random_grid(rng, slice_mm=(3.0, 10.0), p_one_leg=0.15)
         tv = render_tissues(subject, grid)
         labels = np.asarray(tv.label)
         for c in mine:

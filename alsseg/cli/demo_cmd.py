@@ -8,7 +8,7 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
-    from alsseg.cli import add_quiet
+    from alsseg.cli import add_quiet, positive_int
 
     p = sub.add_parser(
         "demo", help="generate the default synthetic ALS cohort and run everything on it",
@@ -21,12 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-als", type=int, default=11, help="ALS patients (default 11)")
     p.add_argument("--n-controls", type=int, default=8, help="controls (default 8)")
     p.add_argument("--seed", type=int, default=0, help="master seed of the cohort (default 0)")
-    p.add_argument("--jobs", type=int, default=1, help="sessions in parallel (default 1; fits use 2 threads)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="sessions in parallel (default 1; fits use 2 threads)")
     p.add_argument("--model", default="lowerleg-unet", help="segmentation bundle (default lowerleg-unet)")
     p.add_argument("--truth-labels", action="store_true",
                    help="use the ground-truth label maps instead of the segmentation model")
     add_quiet(p)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, keep_partial=True)  # resumable: a rerun finishes the work
 
 
 def cmd_demo(args) -> int:

@@ -55,8 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_info(args: argparse.Namespace) -> int:
     from alsseg.io.summary import describe, format_description
 
-    with _warnings_to_stderr(args.quiet):
-        desc = describe(args.path, series=args.series, check=args.check, progress=not args.quiet)
+    desc = describe(args.path, series=args.series, check=args.check, progress=not args.quiet)
     if args.json:
         import json
 
@@ -81,49 +80,23 @@ def run_convert(args: argparse.Namespace) -> int:
     from alsseg.io.convert import convert_dicom, convert_dicom_all
     from alsseg.io.errors import InputError
 
-    with _warnings_to_stderr(args.quiet):
-        if args.all:
-            if args.suffix:
-                raise InputError(None, "--suffix cannot be combined with --all")
-            written, skipped = convert_dicom_all(args.dicom_dir, args.out, subject=args.subject,
-                                                 session=args.session, split_volumes=args.split_echoes,
-                                                 overwrite=args.overwrite, progress=not args.quiet)
-            if not args.quiet:
-                for line in skipped:
-                    print(f"alsseg: warning: {args.dicom_dir}: skipped {line}", file=sys.stderr)
-        else:
-            written = convert_dicom(args.dicom_dir, args.out, subject=args.subject, session=args.session,
-                                    series=args.series, split_volumes=args.split_echoes, suffix=args.suffix,
-                                    overwrite=args.overwrite, progress=not args.quiet)
+    from alsseg.io.atomic import check_output_folder
+
+    check_output_folder(args.out)
+    if args.all:
+        if args.suffix:
+            raise InputError(None, "--suffix cannot be combined with --all")
+        written, skipped = convert_dicom_all(args.dicom_dir, args.out, subject=args.subject,
+                                             session=args.session, split_volumes=args.split_echoes,
+                                             overwrite=args.overwrite, progress=not args.quiet)
+        if not args.quiet:
+            for line in skipped:
+                print(f"alsseg: warning: {args.dicom_dir}: skipped {line}", file=sys.stderr)
+    else:
+        written = convert_dicom(args.dicom_dir, args.out, subject=args.subject, session=args.session,
+                                series=args.series, split_volumes=args.split_echoes, suffix=args.suffix,
+                                overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
         for p in written:
             print(p)
     return 0
-
-
-class _warnings_to_stderr:
-    """Collect :class:`InputWarning`s and print each as ``alsseg: warning: …`` (unless quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __enter__(self):
-        import warnings
-
-        self._cm = warnings.catch_warnings(record=True)
-        self._caught = self._cm.__enter__()
-        warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc):
-        from alsseg.io.validate import InputWarning
-
-        self._cm.__exit__(*exc)
-        if not self.quiet and exc[0] is None:  # on error: the one error line only
-            seen = set()
-            for w in self._caught:
-                msg = str(w.message)
-                if issubclass(w.category, InputWarning) and msg not in seen:
-                    seen.add(msg)
-                    print(f"alsseg: warning: {msg}", file=sys.stderr)
-        return False

@@ -12,6 +12,8 @@ from pathlib import Path
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from alsseg.cli import positive_int
+
     p.add_argument("--model", default="lowerleg-unet",
                    help="segmentation bundle: name under models/ or a path (default: lowerleg-unet)")
     p.add_argument("--no-t1", action="store_true", help="skip the T1 map even where a T1 series exists")
@@ -19,7 +21,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="in-plane erosion of each muscle before the T2/FF/T1 statistics (default 1 voxel; 0 = off)")
     p.add_argument("--max-ff", type=float, default=0.7, metavar="FF",
                    help="exclude voxels with fat fraction above FF from water T2 (default 0.7; 1 = off)")
-    p.add_argument("--threads", type=int, default=2, help="threads of the voxel fits (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads of the voxel fits (default 2)")
     p.add_argument("--no-figures", action="store_true", help="do not write per-session QC thumbnails")
     p.add_argument("--slice-profile", metavar="RATIO,TRANSITION",
                    help="MESE slice profile of your sequence: refocusing/excitation slice-width ratio and "
@@ -33,14 +35,22 @@ def _options(args, labels_from=None):
     if args.erode < 0:
         from alsseg.io.errors import InputError
         raise InputError(None, f"--erode {args.erode}: must be >= 0")
+    import math
+
+    from alsseg.io.errors import InputError
+
+    if not (math.isfinite(args.max_ff) and 0 < args.max_ff <= 1):
+        raise InputError(None, f"--max-ff {args.max_ff}: a fat fraction must be in (0, 1] (1 = no exclusion)")
     max_ff = None if args.max_ff >= 1 else args.max_ff
     profile = None
     if args.slice_profile:
         try:
             ratio, trans = (float(v) for v in args.slice_profile.split(","))
         except ValueError:
-            from alsseg.io.errors import InputError
             raise InputError(None, f"--slice-profile {args.slice_profile!r}: expected RATIO,TRANSITION e.g. 1.2,0.12") from None
+        if not (math.isfinite(ratio) and math.isfinite(trans) and 0 < ratio <= 10 and 0 < trans <= 1):
+            raise InputError(None, f"--slice-profile {args.slice_profile!r}: RATIO must be in (0, 10] and TRANSITION "
+                             "in (0, 1] slice widths (e.g. 1.2,0.12)")
         profile = (ratio, trans)
     return PipelineOptions(model=args.model, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile,
                            quant=QuantOptions(erode_voxels=args.erode, max_fat_fraction=max_ff),
@@ -49,7 +59,7 @@ def _options(args, labels_from=None):
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run``, ``cohort``, ``stats`` and ``report``."""
-    from alsseg.cli import add_quiet
+    from alsseg.cli import add_quiet, positive_int
 
     p = sub.add_parser("run", help="one session: segment → fit T2 (+T1) → per-muscle table → QC figure",
                        description="Process one session: segment the muscles (or take --labels), fit the "
@@ -74,14 +84,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Then `alsseg stats OUT` and `alsseg report OUT`.")
     c.add_argument("bids_root", help="BIDS dataset root")
     c.add_argument("--out", help="derivative folder (default BIDS_ROOT/derivatives/alsseg)")
-    c.add_argument("--jobs", type=int, default=1, help="sessions in parallel (processes; default 1)")
+    c.add_argument("--jobs", type=positive_int, default=1, help="sessions in parallel (processes; default 1)")
     c.add_argument("--shard", help="i/n: only the i-th of n shares of the sessions (1-based)")
+    c.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the sessions on a Dask cluster: its scheduler address (tcp://host:8786), or "
+                   "'local' for a LocalCluster of --jobs workers (needs alsseg[dask]; default: this "
+                   "machine's process pool, which is faster on one machine; see docs/pipeline.md)")
     c.add_argument("--labels-from", metavar="DERIVATIVE",
                    help="take label maps from BIDS_ROOT/derivatives/DERIVATIVE (e.g. groundtruth) instead of segmenting")
     c.add_argument("--no-stats", action="store_true", help="do not run stats + report at the end")
     _add_common(c)
     add_quiet(c)
-    c.set_defaults(func=cmd_cohort)
+    c.set_defaults(func=cmd_cohort, keep_partial=True)  # finished sessions are kept: a rerun resumes
 
     s = sub.add_parser("stats", help="statistics of a processed cohort against groups and motor measures",
                        description="Collect the per-session tables of OUT and compute: patients vs controls "
@@ -107,14 +121,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ------------------------------------------------------------------------------------ handlers
 def cmd_run(args) -> int:
     from alsseg import pipeline
+    from alsseg.io.atomic import check_output_folder
+    from alsseg.pipeline.jobs import output_lock
 
     job, root = pipeline.session_job_from_path(args.session, args.labels, args.t1, args.subject, args.session_id)
     opts = _options(args)
-    out = Path(args.out)
+    out = check_output_folder(args.out)
+
+    with output_lock(out):
+        return _run_locked(args, job, root, opts, out)
+
+
+def _run_locked(args, job, root, opts, out) -> int:
+    from alsseg import pipeline
+
     pipeline.prepare_output(out, str(Path(root).resolve()), opts)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=6, desc=job.name, disable=args.quiet, bar_format="{desc}: {n}/{total} stages [{elapsed}] {postfix}")
+    bar = tqdm(total=6, desc=job.name, disable=args.quiet, leave=False, bar_format="{desc}: {n}/{total} stages [{elapsed}] {postfix}")
 
     def stage(name):
         bar.set_postfix_str(name)
@@ -122,8 +146,8 @@ def cmd_run(args) -> int:
 
     res = pipeline.run_session(job, out, opts, stage=stage, force=args.force)
     bar.close()
-    if res.status == "failed":
-        print(f"alsseg: error: {job.name}: {res.error}", file=sys.stderr)
+    if res.status == "failed":  # one line; run_verb removes what this run wrote (the _failed.json too)
+        print(f"alsseg: error: {res.error if res.input_error else job.name + ': ' + res.error}", file=sys.stderr)
         return 2 if res.input_error else 1
     if not args.quiet:
         import pandas as pd
@@ -141,10 +165,12 @@ def cmd_run(args) -> int:
 def cmd_cohort(args) -> int:
     from alsseg import pipeline
 
-    out = Path(args.out) if args.out else Path(args.bids_root) / "derivatives" / "alsseg"
+    from alsseg.io.atomic import check_output_folder
+
+    out = check_output_folder(Path(args.out) if args.out else Path(args.bids_root) / "derivatives" / "alsseg")
     opts = _options(args, labels_from=args.labels_from)
     res = pipeline.run_cohort(args.bids_root, out, opts, jobs=args.jobs,
-                              shard=pipeline.parse_shard(args.shard), quiet=args.quiet)
+                              shard=pipeline.parse_shard(args.shard), quiet=args.quiet, scheduler=args.scheduler)
     n = {k: sum(r.status == k for r in res) for k in ("done", "skipped", "failed")}
     for r in res:
         if r.status == "failed":

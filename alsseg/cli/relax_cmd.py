@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alsseg.cli import add_quiet
+from alsseg.cli import add_quiet, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,22 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-first", action="store_true", help="mono: drop echo 1")
     p.add_argument("--prefix", help="output name prefix (default: the input's BIDS entities)")
     g = p.add_argument_group("acquisition overrides")
-    g.add_argument("--echo-spacing-ms", type=float, help="echo spacing (TE_n = n·ESP); also lets a bare 4-D NIfTI in")
-    g.add_argument("--tr-ms", type=float, help="repetition time")
-    g.add_argument("--refocus-deg", type=float, help="nominal refocusing flip angle")
-    g.add_argument("--excite-deg", type=float, help="nominal excitation flip angle")
-    g.add_argument("--fat-t2-ms", type=float, help="fat T2 (default 151 ms)")
+    g.add_argument("--echo-spacing-ms", type=positive_float, help="echo spacing (TE_n = n·ESP); also lets a bare 4-D NIfTI in")
+    g.add_argument("--tr-ms", type=positive_float, help="repetition time")
+    g.add_argument("--refocus-deg", type=positive_float, help="nominal refocusing flip angle")
+    g.add_argument("--excite-deg", type=positive_float, help="nominal excitation flip angle")
+    g.add_argument("--fat-t2-ms", type=positive_float, help="fat T2 (default 151 ms)")
     g.add_argument("--fat-mask", type=Path,
                    help="calibrate the fat T2 on these (subcutaneous fat) voxels instead: 3-D mask on the same grid")
-    g.add_argument("--water-t1-ms", type=float, help="water T1 (default 1400 ms)")
-    g.add_argument("--fat-t1-ms", type=float, help="fat T1 (default 365 ms)")
+    g.add_argument("--water-t1-ms", type=positive_float, help="water T1 (default 1400 ms)")
+    g.add_argument("--fat-t1-ms", type=positive_float, help="fat T1 (default 365 ms)")
     g.add_argument("--t2-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(10.0, 100.0),
                    help="water T2 search range, ms (default 10 100)")
     g.add_argument("--b1-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.5, 1.4),
                    help="B1 search range (default 0.5 1.4)")
     r = p.add_argument_group("run")
-    r.add_argument("--jobs", "-j", type=int, default=2, help="worker threads (default 2)")
-    r.add_argument("--chunk-voxels", type=int, default=16384, help="voxels per chunk (memory bound)")
+    r.add_argument("--jobs", "-j", type=positive_int, default=2, help="worker threads (default 2)")
+    r.add_argument("--chunk-voxels", type=positive_int, default=16384, help="voxels per chunk (memory bound)")
     r.add_argument("--force", action="store_true", help="refit even if all outputs exist and are newer than the input")
     add_quiet(p)
     p.set_defaults(func=_fit_t2)
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--b1", type=Path, help="VFA: B1 map on the same grid (e.g. _desc-b1_T2map)")
     q.add_argument("--kind", choices=("IR", "SR", "VFA"), help="override the series kind")
     q.add_argument("--prefix", help="output name prefix")
-    q.add_argument("--jobs", "-j", type=int, default=2)
+    q.add_argument("--jobs", "-j", type=positive_int, default=2)
     q.add_argument("--force", action="store_true", help="refit even if outputs are up to date")
     add_quiet(q)
     q.set_defaults(func=_fit_t1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the segmentation verbs to the alsseg parser."""
-    from alsseg.cli import add_quiet
+    from alsseg.cli import add_quiet, positive_int
 
     p = sub.add_parser("dataset", help="build a training dataset (nnU-Net v2 raw layout)",
                        description="Write DIR/dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz "
@@ -26,11 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrasts", default="random",
                    help="synthetic: comma-separated contrasts rendered per subject (default random; see "
                    "alsseg.synth: mese_e1, mese_late, t1w, dixon_water, dixon_fat, dwi_b0, random)")
-    p.add_argument("--grids-per-subject", type=int, default=2,
+    p.add_argument("--grids-per-subject", type=positive_int, default=2,
                    help="synthetic: random acquisition grids per subject (contrasts spread over them)")
     p.add_argument("--als-fraction", type=float, default=0.5,
                    help="synthetic: fraction of subjects with ALS-like atrophy / fat / oedema")
-    p.add_argument("--workers", type=int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
     p.add_argument("--image", default="mese", choices=("mese", "anat"), help="BIDS: image to pair with labels")
     p.add_argument("--labels-from", default="groundtruth", help="BIDS: derivative folder of the label maps")
     p.add_argument("--sparse-every", type=int, metavar="N", help="keep every N-th slice annotated (others ignored)")
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="default: the GPU when there is one (under torchrun, GPU LOCAL_RANK), else the CPU")
     add_quiet(t)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, keep_partial=True)  # checkpoints are kept: --resume
 
     s = sub.add_parser("segment", help="segment images with a model bundle",
                        description="Label map (right 1-7, left 11-17) on each input's grid, written as "
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(a second, mirrored network pass)")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
-    s.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is "
+    s.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "
                    "fastest on a CPU shared with other jobs)")
     add_quiet(s)
     s.set_defaults(func=run_segment)
@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--changelog", default="first release")
     x.add_argument("--checkpoint", default="best", choices=("best", "last"))
     x.add_argument("--card", help="model card markdown file to ship as docs/README.md")
+    x.add_argument("--add-member", action="append", default=[], metavar="BUNDLE_OR_CHECKPOINT",
+                   help="make the bundle an ensemble: add another model's weights (same network and "
+                        "preprocessing) as a member; predictions average the members' probabilities")
     x.set_defaults(func=run_export)
 
     m = sub.add_parser("models", help="list the model bundles that ship with alsseg")
@@ -172,7 +175,7 @@ def run_export(args) -> int:
         card = Path(args.card).read_text()
     out = Path(args.out) if args.out else MODELS_DIR / args.name
     export_bundle(args.run, out, name=args.name, version=args.version, changelog=args.changelog,
-                  checkpoint=args.checkpoint, model_card=card)
+                  checkpoint=args.checkpoint, model_card=card, extra_members=args.add_member)
     print(f"bundle written to {out}")
     return 0
 

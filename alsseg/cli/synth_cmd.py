@@ -9,7 +9,7 @@ from alsseg.io.errors import InputError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``synth`` with its two sub-verbs."""
-    from alsseg.cli import add_quiet
+    from alsseg.cli import add_quiet, positive_int
 
     p = sub.add_parser("synth", help="synthetic lower-leg MRI: one subject or a whole ALS cohort (BIDS + truth)",
                        description="Generate synthetic lower-leg MRI (MESE, IR T1 series, T1w) with ground "
@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--n-controls", type=int, default=8, help="controls (default 8)")
     c.add_argument("--visits", type=int, default=2, help="visits per patient, 4 months apart (default 2)")
     c.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    c.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    c.add_argument("--workers", type=positive_int, default=2, help="processes (default 2)")
     c.add_argument("--t2-effect-ms", type=float, default=None, help="water T2 rise of a fully denervated TA, ms (default 14)")
     c.add_argument("--ff-effect", type=float, default=None, help="fat-fraction rise of a fully denervated TA (default 0.35)")
     c.add_argument("--atrophy-effect", type=float, default=None, help="volume lost by a fully denervated TA (default 0.45)")
     _protocol_args(c)
     add_quiet(c)
-    c.set_defaults(func=_cohort)
+    c.set_defaults(func=_cohort, keep_partial=True)  # resumable: a rerun finishes the cohort
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 

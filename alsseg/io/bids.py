@@ -27,13 +27,14 @@ import numpy as np
 
 from alsseg.io.errors import InputError
 from alsseg.io.series import T1_ENTITY, T1_SUFFIX, parse_bids_name
+from alsseg.io.tables import read_tsv as _read_tsv
 
 #: Newtons per kilogram-force (MVIC recorded in kg is converted to N).
 KGF_TO_N = 9.80665
 #: motor table columns and their meaning (units in the name).
 MOTOR_COLUMNS = ("participant_id", "session_id", "side", "cmap_mv", "mvic_n")
 GROUPS = {"als": "ALS", "control": "control", "hc": "control", "healthy": "control"}
-SIDES = {"r": "R", "right": "R", "l": "L", "left": "L"}
+SIDES = {"r": "R", "l": "L"}  # BIDS and the motor-table spec: R or L (any case), nothing else
 _NA = {"", "n/a", "na", "nan"}
 _ANAT_SUFFIXES = ("T1w", "T2w", "PDw")
 
@@ -321,22 +322,6 @@ def _sp(aff: np.ndarray) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------- tables
-def _read_tsv(path: Path, required: tuple[str, ...]):
-    import pandas as pd
-
-    if not path.exists():
-        raise InputError(path, "no such table")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable TSV table ({str(exc).splitlines()[0] if str(exc) else 'empty'})") from None
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
-    return df.apply(lambda col: col.str.strip())
-
-
 def read_participants(path: str | Path):
     """Read ``participants.tsv``: participant_id (``sub-`` added if absent), group normalised to
     ``ALS``/``control`` (accepts als, control, hc, healthy, any case; ``n/a`` kept as NaN).
@@ -365,7 +350,8 @@ def read_participants(path: str | Path):
                 raise InputError(path, f"line {i + 2}: group {g!r} is neither ALS nor control")
         df["group"] = groups
     else:
-        df["group"] = np.nan
+        raise InputError(path, "no 'group' column: patients vs controls cannot be told apart; add a group "
+                         "column (ALS, control, or n/a where unknown)")
     for c in df.columns:
         if c not in ("participant_id", "group"):
             df[c] = df[c].replace({v: np.nan for v in ("", "n/a", "N/A")})
@@ -379,7 +365,7 @@ def read_motor_table(path: str | Path, known_subjects: set[str] | None = None):
     """Read a motor-measure table (see ``docs/motor_table_example.tsv`` and its ``.json``).
 
     Columns: participant_id, session_id (may be ``n/a`` for single-visit datasets), side
-    (R|L, also right/left), cmap_mv (tibialis anterior CMAP amplitude, mV), mvic_n (foot
+    (R or L, any case), cmap_mv (tibialis anterior CMAP amplitude, mV), mvic_n (foot
     dorsiflexion MVIC, N) — or mvic_kg (kgf, converted to N by × 9.80665). Missing values
     (empty, ``n/a``) are NaN, never imputed. Extra columns are kept.
 

@@ -7,6 +7,7 @@ i.e. voxel axes aligned with +R, +A, +S); every output is mapped back with
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -88,15 +89,16 @@ def load_nifti(path: str | Path, *, ndim: int | tuple[int, ...] | None = None,
     Raises:
         InputError: missing, truncated or non-NIfTI file, wrong dimensionality, non-finite voxels.
     """
+    from alsseg.io.validate import input_kind
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
+    if input_kind(path, missing="no such file") == "dir":
         raise InputError(path, "is a folder, expected a NIfTI file")
     try:
         img = nib.load(str(path))
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise InputError(path, f"not a NIfTI image ({type(img).__name__})")
+        check_header(img, path)
         data = np.asanyarray(img.dataobj)
     except InputError:
         raise
@@ -116,6 +118,88 @@ def load_nifti(path: str | Path, *, ndim: int | tuple[int, ...] | None = None,
         n_bad = int((~np.isfinite(data)).sum())
         raise InputError(path, f"{n_bad} voxel(s) are NaN or infinite")
     return Image(data=data, affine=img.affine.astype(np.float64), path=path)
+
+
+#: deflate cannot compress better than about 1032:1, so a .nii.gz of n bytes holds at most this × n.
+GZIP_MAX_RATIO = 1100
+
+
+def check_header(img, path: str | Path) -> None:
+    """Refuse a NIfTI header that is impossible or ambiguous, before any voxel is read.
+
+    * declared voxel bytes larger than the file can hold (a 400-byte header declaring
+      100000 × 100000 × 1 is refused at once instead of allocating gigabytes);
+    * a voxel size (pixdim) that is zero, negative or not finite: every volume would be wrong;
+    * qform and sform codes both 0: the orientation (which side is left) is unknown;
+    * qform and sform both set but pointing different ways (left/right or another axis
+      flipped): tools disagree about which one to use (nibabel and FSL read the sform, ITK
+      the qform), so left and right would depend on the reader.
+
+    Each is refused rather than warned about: a label map or volume written from a guessed
+    geometry looks valid to every later step, and nothing downstream could notice.
+    """
+    hdr = img.header
+    shape = tuple(int(d) for d in img.shape)
+    if not shape or any(d <= 0 for d in shape):
+        raise InputError(path, f"header declares an empty shape {shape}")
+    n_bytes = int(np.prod(shape, dtype=object)) * hdr.get_data_dtype().itemsize
+    size = os.stat(path).st_size
+    if str(path).endswith(".gz"):
+        if n_bytes > GZIP_MAX_RATIO * size + (1 << 20):
+            raise InputError(path, f"header declares {'×'.join(map(str, shape))} voxels ({_human(n_bytes)}), "
+                             f"more than a {_human(size)} gzip file can hold: corrupt or hostile header")
+    else:
+        need = int(hdr.get_data_offset()) + n_bytes
+        if need > size:
+            raise InputError(path, f"header declares {'×'.join(map(str, shape))} voxels ({_human(n_bytes)}) but "
+                             f"the file holds {_human(size)}: truncated or corrupt")
+    n_sp = min(3, len(shape))
+    raw = _raw_header(path)  # nibabel silently turns a zero pixdim into 1 mm: read the bytes themselves
+    zooms = [float(z) for z in (raw if raw is not None else hdr)["pixdim"][1:1 + n_sp]]
+    if not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise InputError(path, f"voxel size (pixdim) {zooms} has a zero, negative or non-finite value: "
+                         "volumes cannot be computed; fix the header")
+    q_code, s_code = int(hdr["qform_code"]), int(hdr["sform_code"])
+    if q_code == 0 and s_code == 0:
+        raise InputError(path, "qform_code and sform_code are both 0: the orientation (which side is left) "
+                         "is unknown; set the sform/qform of the file (e.g. from its DICOM)")
+    if q_code > 0 and s_code > 0:
+        q_ax, s_ax = nib.aff2axcodes(hdr.get_qform()), nib.aff2axcodes(hdr.get_sform())
+        if q_ax != s_ax:
+            raise InputError(path, f"qform ({''.join(q_ax)}) and sform ({''.join(s_ax)}) disagree about the "
+                             "orientation: left/right would depend on the program reading the file; make them agree")
+    aff = img.affine
+    if not np.isfinite(aff).all() or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+        raise InputError(path, "the voxel-to-world affine is degenerate or not finite")
+
+
+def _raw_header(path: str | Path):
+    """The NIfTI-1/2 header as stored (nibabel's load repairs some fields), or None if unreadable."""
+    import gzip
+    import io
+
+    try:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            block = fh.read(540)
+    except (OSError, EOFError):
+        return None
+    for klass in (nib.Nifti1Header, nib.Nifti2Header):
+        for order in ("<", ">"):
+            if len(block) >= klass.sizeof_hdr and int.from_bytes(block[:4], "little" if order == "<" else "big") == klass.sizeof_hdr:
+                try:
+                    return klass.from_fileobj(io.BytesIO(block[:klass.sizeof_hdr]), check=False)
+                except Exception:  # noqa: BLE001 - fall back to nibabel's view
+                    return None
+    return None
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
 
 
 def save_nifti(image: Image | np.ndarray, path: str | Path, affine: np.ndarray | None = None,

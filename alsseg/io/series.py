@@ -15,6 +15,7 @@ taken as milliseconds with a warning, see :func:`alsseg.io.validate.times_to_ms`
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from alsseg.io.atomic import atomic_path
 from alsseg.io.errors import InputError
 from alsseg.io.nifti import Image, load_nifti, same_grid, save_nifti
-from alsseg.io.validate import check_echo_times, check_voxels, times_to_ms, warn_input
+from alsseg.io.validate import check_echo_times, check_voxels, input_kind, times_to_ms, warn_input
 
 #: BIDS suffix of each T1 series kind (``SRT1`` is an alsseg extension: BIDS has none).
 T1_SUFFIX = {"IR": "IRT1", "VFA": "VFA", "SR": "SRT1"}
@@ -221,10 +222,12 @@ def read_sidecar(path: str | Path, required: bool = True) -> dict:
     """
     p = Path(path)
     js = p if p.suffix == ".json" else sidecar_path(p)
-    if not js.exists():
+    if not os.path.lexists(js):
         if required:
             raise InputError(js, f"missing JSON sidecar for {p.name}")
         return {}
+    if input_kind(js) != "file":
+        raise InputError(js, "is a folder, expected a JSON sidecar")
     try:
         obj = json.loads(js.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -278,8 +281,7 @@ def load_mese(path: str | Path, *, series: str | None = None) -> MeseSeries:
 
 
 def _load_mese(path: Path, series: str | None) -> MeseSeries:
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
+    input_kind(path)
     if path.is_dir():
         if (path / "anat").is_dir():  # a BIDS session folder
             path = path / "anat"
@@ -366,8 +368,7 @@ def load_t1_series(path: str | Path, *, series: str | None = None, kind: str | N
         ``image.data`` ``(X, Y, Z, V)`` float32, volumes sorted by the varying parameter.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
+    input_kind(path)
     if path.is_dir():
         for k in ("IR", "VFA", "SR"):
             files = _bids_volume_files(path, T1_SUFFIX[k], T1_ENTITY[k])
@@ -453,8 +454,7 @@ def load_anatomical(path: str | Path, *, series: str | None = None) -> Image:
         3-D NIfTI (sidecar optional, kept in ``meta``) or a DICOM folder with one volume.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
+    input_kind(path)
     if path.is_dir():
         from alsseg.io.dicom import read_dicom_series
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from alsseg.io.errors import InputError
+from alsseg.io.validate import input_kind
 
 
 def describe(path: str | Path, series: str | None = None, check: bool = False, progress: bool = False) -> dict:
@@ -22,8 +23,7 @@ def describe(path: str | Path, series: str | None = None, check: bool = False, p
     ``check`` (BIDS root only): also load every session's series and list every problem under
     ``problems`` (see :meth:`alsseg.io.bids.BidsDataset.check_inputs`)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
+    input_kind(path)
     if path.is_file():
         if re.search(r"\.nii(\.gz)?$", path.name):
             return _describe_nifti(path)

@@ -13,6 +13,9 @@ each as one line ``alsseg: warning: FILE: MESSAGE``.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -29,6 +32,72 @@ class InputWarning(UserWarning):
 def warn_input(path: str | Path | None, message: str) -> None:
     """Issue an :class:`InputWarning` whose text is ``PATH: MESSAGE``."""
     warnings.warn(f"{path}: {message}" if path is not None else message, InputWarning, stacklevel=3)
+
+
+def input_kind(path: str | Path, missing: str = "no such file or folder") -> str:
+    """``"file"`` or ``"dir"``, checked with one ``stat`` before anything opens ``path``.
+
+    A FIFO, a device (``/dev/zero``), a socket, a symlink loop or a dangling link is refused at
+    once: opening a FIFO would block forever and a device never ends.
+
+    Raises:
+        InputError: missing, not a regular file or folder, or not reachable.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise InputError(path, f"is a broken symbolic link (to {os.readlink(path)})") from None
+        raise InputError(path, missing) from None
+    except OSError as exc:
+        what = "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror.lower()})"
+        raise InputError(path, what) from None
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+            else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file")
+    raise InputError(path, f"is {kind}, not a regular file or folder")
+
+
+def safe_label(value: str, option: str, prefix: str | None = None) -> str:
+    """Refuse an id or name prefix that is not one plain name (``../x``, ``a/b``, ``.``, empty).
+
+    ``prefix`` (``sub``/``ses``): a BIDS label, alphanumeric after an optional ``sub-``/``ses-``.
+
+    Raises:
+        InputError: naming the option.
+    """
+    import re
+
+    v = str(value)
+    if prefix is not None:
+        bare = v[len(prefix) + 1:] if v.startswith(f"{prefix}-") else v
+        if not re.fullmatch(r"[A-Za-z0-9]+", bare):
+            raise InputError(None, f"{option} {value!r}: must be a BIDS label (letters and digits, "
+                             f"optionally after '{prefix}-'), not a path")
+        return v
+    if v in ("", ".", "..") or "/" in v or "\\" in v or "\0" in v or v.startswith("-"):
+        raise InputError(None, f"{option} {value!r}: must be a plain name, not a path")
+    return v
+
+
+def positive(value: float | None, option: str, allow_none: bool = True, upper: float | None = None,
+             inclusive_upper: bool = True) -> float | None:
+    """Refuse a number option that is not finite and > 0 (and <= / < ``upper``)."""
+    if value is None and allow_none:
+        return None
+    import math
+
+    ok = value is not None and math.isfinite(value) and value > 0
+    if ok and upper is not None:
+        ok = value <= upper if inclusive_upper else value < upper
+    if not ok:
+        rng = f" and {'<=' if inclusive_upper else '<'} {upper:g}" if upper is not None else ""
+        raise InputError(None, f"{option} {value}: must be a finite number > 0{rng}")
+    return value
 
 
 #: largest value (in the file's numbers) still read as seconds, per sidecar field.
@@ -64,6 +133,8 @@ def times_to_ms(values: Sequence[float], path: str | Path | None, what: str = "E
     InputError
         Non-numeric or non-finite values, values that mix seconds and milliseconds, implausible values.
     """
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in values):
+        raise InputError(path, f"{what} must be a flat list of numbers, got nested lists {values!r}")
     try:
         arr = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):

@@ -10,7 +10,8 @@ Modules: :mod:`~alsseg.pipeline.options` (what to do), :mod:`~alsseg.pipeline.se
 session in memory), :mod:`~alsseg.pipeline.layout` (derivative names, output folder guard),
 :mod:`~alsseg.pipeline.write` (the writer), :mod:`~alsseg.pipeline.cohort` (run a session with its
 bookkeeping; many sessions, processes, shards, resume), :mod:`~alsseg.pipeline.group` (tables,
-statistics, QC, report of a cohort), :mod:`~alsseg.pipeline.fit_maps` (``fit-t2`` / ``fit-t1``:
+statistics, QC, report of a cohort), :mod:`~alsseg.pipeline.jobs` (output-folder locks, a process pool
+whose workers die with their parent, Dask), :mod:`~alsseg.pipeline.fit_maps` (``fit-t2`` / ``fit-t1``:
 parameter maps of one series), :mod:`~alsseg.pipeline.demo` (the synthetic demo).
 Names are imported from their module on first use (``import alsseg.pipeline`` costs nothing).
 """

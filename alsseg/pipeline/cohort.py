@@ -81,6 +81,10 @@ def run_session(job: SessionJob, out_dir: Path, options: PipelineOptions = Pipel
         outputs = write_session(result, out_dir, options)
         t_write = round(time.perf_counter() - t_write, 3)
     except Exception as exc:  # a bad session is recorded and the cohort goes on
+        from alsseg.io.atomic import STOP_ERRNOS
+
+        if isinstance(exc, OSError) and exc.errno in STOP_ERRNOS:
+            raise  # a full or read-only disk: no later session (nor the failure record) can be written
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, InputError):
             msg = f"{type(exc).__name__}: {msg}"
@@ -136,31 +140,53 @@ def _work(args):
     return run_session(job, out_dir, options, segmenter=_Worker.segmenter)
 
 
+def _work_dask(args):
+    """A Dask task: the segmenter travels with the task; the first one a worker process sees is
+    kept for the tasks after it (one model load per worker)."""
+    job, out_dir, options, segmenter = args
+    if _Worker.segmenter is None:
+        _Worker.segmenter = segmenter
+    return run_session(job, out_dir, options, segmenter=_Worker.segmenter)
+
+
 def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOptions = PipelineOptions(),
                jobs: int = 1, shard: tuple[int, int] | None = None, quiet: bool = False,
-               segmenter: SegmenterLike | None = None) -> list[SessionOutcome]:
+               segmenter: SegmenterLike | None = None, scheduler: str | None = None) -> list[SessionOutcome]:
     """Every session of a BIDS dataset into ``out_dir`` (resumable, failures recorded).
 
     Parameters
     ----------
     bids_root : source BIDS dataset.
-    out_dir : derivative folder (created; refused if it holds something else).
-    jobs : sessions processed in parallel (processes).
+    out_dir : derivative folder (created; refused if it holds something else, or while another
+        run holds its lock: :func:`alsseg.pipeline.jobs.output_lock`).
+    jobs : sessions processed in parallel (processes that die with this one,
+        :func:`alsseg.pipeline.jobs.run_pool`); with ``scheduler="local"`` the Dask workers.
     shard : ``(i, n)``: process only every n-th session starting at the i-th (1-based).
     quiet : no progress bar.
     segmenter : segments the sessions without a label map; ``None``: the bundle
         ``options.model``, loaded once (once per worker process) when first needed.
+    scheduler : run the sessions on a Dask cluster (:func:`alsseg.pipeline.jobs.run_dask`): its
+        address, or ``"local"`` for a ``LocalCluster``; ``None``: this machine's process pool.
 
     Returns
     -------
     One :class:`SessionOutcome` per session of the shard; also written to
     ``out_dir/group/cohort_status[_shard-i-of-n].tsv``.
     """
-    from tqdm.auto import tqdm
+    from alsseg.pipeline.jobs import output_lock
 
     bids_root, out_dir = Path(bids_root), Path(out_dir)
     ds, todo = cohort_jobs(bids_root, options, shard)
     _ = ds.participants, ds.motor  # table errors surface now, before any work
+    with output_lock(out_dir, shard):
+        return _run_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, segmenter, scheduler)
+
+
+def _run_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, segmenter, scheduler):
+    from tqdm.auto import tqdm
+
+    from alsseg.pipeline import jobs as runners
+
     prepare_output(out_dir, str(bids_root.resolve()), options)
     if segmenter is None:
         segmenter = BundleSegmenter(options.model)
@@ -173,7 +199,18 @@ def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOpti
             bar.update(1)
         else:
             pending.append(job)
-    if jobs <= 1:
+
+    def on_done(job, res, err):
+        if err is not None:  # a crashed worker (or a session lost too often on a cluster): record, go on
+            res = SessionOutcome(job.name, "failed", error=f"{type(err).__name__}: {err}")
+        results.append(res)
+        bar.set_postfix_str(f"{job.name}: {res.status}")
+        bar.update(1)
+
+    if scheduler and pending:
+        runners.run_dask(_work_dask, [(j, out_dir, options, segmenter) for j in pending], [j.name for j in pending],
+                         scheduler, jobs, lambda item, res, err: on_done(item[0], res, err))
+    elif jobs <= 1 or len(pending) <= 1:
         for job in pending:
             bar.set_postfix_str(job.name)
             res = run_session(job, out_dir, options, stage=lambda s, n=job.name: bar.set_postfix_str(f"{n}: {s}"),
@@ -181,19 +218,8 @@ def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOpti
             results.append(res)
             bar.update(1)
     else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(segmenter,)) as pool:
-            futs = {pool.submit(_work, (j, out_dir, options)): j for j in pending}
-            for fut in as_completed(futs):
-                job = futs[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a crashed worker: record, go on
-                    res = SessionOutcome(job.name, "failed", error=f"{type(exc).__name__}: {exc}")
-                results.append(res)
-                bar.set_postfix_str(f"{job.name}: {res.status}")
-                bar.update(1)
+        runners.run_pool(_work, [(j, out_dir, options) for j in pending], jobs,
+                         lambda item, res, err: on_done(item[0], res, err), _init_worker, (segmenter,))
     bar.close()
     order = {j.name: i for i, j in enumerate(todo)}
     results.sort(key=lambda r: order.get(r.name, 0))

@@ -86,6 +86,16 @@ def load_mese_for_fit(path: Path, echo_spacing_ms: float | None = None, tr_ms: f
         raise
 
 
+def _check_destination(out_dir, prefix: str | None) -> None:
+    """Before any work: ``out_dir`` must not be a file, ``prefix`` must be a plain name (no ``../``)."""
+    from alsseg.io.atomic import check_output_folder
+    from alsseg.io.validate import safe_label
+
+    check_output_folder(out_dir)
+    if prefix is not None:
+        safe_label(prefix, "--prefix")
+
+
 def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(), *, mask: Path | None = None,
                 prefix: str | None = None, force: bool = False, progress: bool = True,
                 log: Callable[[str], None] | None = None) -> MapsOutcome:
@@ -116,6 +126,14 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
     for name, rng in (("--t2-range", o.t2_range_ms), ("--b1-range", o.b1_range)):
         if not (rng[0] > 0 and rng[1] > rng[0]):
             raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
+    from alsseg.io.validate import positive
+
+    for name in ("echo_spacing_ms", "tr_ms", "refocus_deg", "excite_deg", "fat_t2_ms", "water_t1_ms", "fat_t1_ms"):
+        positive(getattr(o, name), "--" + name.replace("_", "-"))
+    for name in ("threads", "chunk_voxels"):
+        if getattr(o, name) < 1:
+            raise InputError(None, f"--{name.replace('_', '-')} {getattr(o, name)}: must be >= 1")
+    _check_destination(out_dir, prefix)
     series = load_mese_for_fit(mese, o.echo_spacing_ms, o.tr_ms)
     prefix = prefix or bids_prefix(series.source or mese)
     keys = (list(EPG_MAPS) if o.model in ("epg", "both") else []) + \
@@ -173,6 +191,7 @@ def fit_t1_maps(series_path: Path, out_dir: Path, *, kind: str | None = None, ma
     from alsseg.io.maps import bids_prefix, map_paths, write_maps
     from alsseg.relax.volume import fit_t1_volume
 
+    _check_destination(out_dir, prefix)
     series = load_t1_series(series_path, kind=kind)
     if kind and series.kind != kind:
         series = replace(series, kind=kind)

@@ -33,6 +33,9 @@ def collect_tables(out_dir: str | Path):
             if done.is_file():
                 tsv = f / "anat" / f"{name}_muscles.tsv"
                 if tsv.is_file():
+                    from alsseg.io.tables import check_complete_rows
+
+                    check_complete_rows(tsv)  # a table cut mid-row is refused, not read short
                     t = pd.read_csv(tsv, sep="\t", na_values="n/a", dtype={"participant_id": str, "session_id": str})
                     tables.append(t)
                     status.append({"session": name, "status": "done", "error": ""})

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from alsseg import __version__
-from alsseg.io.atomic import write_text_atomic
+from alsseg.io.atomic import make_dirs, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.pipeline.options import PipelineOptions, SessionJob
 
@@ -111,7 +111,9 @@ def prepare_output(out_dir: Path, source: str, options: PipelineOptions) -> None
         raise InputError(out_dir, "output path exists and is not a folder")
     run_file = out_dir / RUN_FILE
     want = {"source": str(source), "options": jsonable(options.fingerprint())}
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    from alsseg.pipeline.jobs import is_lock_file
+
+    if out_dir.is_dir() and any(not is_lock_file(p.name) for p in out_dir.iterdir()):
         if not run_file.is_file():
             raise InputError(out_dir, "output folder is not empty and is not an alsseg output folder; "
                              "choose an empty or new folder")
@@ -127,7 +129,7 @@ def prepare_output(out_dir: Path, source: str, options: PipelineOptions) -> None
             raise InputError(out_dir, f"holds results made with other options ({', '.join(diff)}); "
                              "refusing to mix — choose another output folder")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)  # recorded: a failed `run` removes the folder it created
     write_text_atomic(out_dir / "dseg.tsv", dseg_tsv())
     desc = {"Name": "alsseg derivatives", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
             "GeneratedBy": [{"Name": "alsseg", "Version": __version__,

@@ -101,10 +101,18 @@ def session_job_from_path(path: str | Path, labels: str | Path | None = None, t1
     import re
 
     from alsseg.io.errors import InputError
+    from alsseg.io.validate import input_kind, safe_label
 
+    # ids become folder names: a path in them (../../X) is refused before any work
+    if subject is not None:
+        subject = "sub-" + safe_label(subject, "--subject", "sub").removeprefix("sub-")
+    if session is not None:
+        session = "ses-" + safe_label(session, "--session-id", "ses").removeprefix("ses-")
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file or folder")
+    input_kind(p)  # missing, FIFO, device, symlink loop: refused before anything opens it
+    for extra in (labels, t1):
+        if extra is not None:
+            input_kind(extra)
     anat = None
     if p.is_dir() and (p / "anat").is_dir():
         anat = p / "anat"

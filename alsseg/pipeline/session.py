@@ -237,6 +237,12 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
         labels = np.asarray(lab_img.data)
         if not np.issubdtype(labels.dtype, np.integer):
             labels = np.round(labels).astype(np.int16)
+        from alsseg.labels import load_anatomy
+
+        anatomy = load_anatomy()
+        bad = sorted(set(np.unique(labels).tolist()) - anatomy.valid_ids())
+        if bad:
+            raise InputError(job.labels, f"label value(s) {bad[:10]} are not in the {anatomy.name} label table")
         source_labels = Path(job.labels).name
     else:
         seg = segmenter if segmenter is not None else BundleSegmenter(options.model)

@@ -23,15 +23,14 @@ from alsseg.pipeline.session import SessionResult
 
 def clear_session(out_dir: Path, job: SessionJob) -> None:
     """Make a session unfinished before it is (re)done: remove its completion marker and the
-    temporaries a killed run left (atomic writes use hidden names)."""
+    temporaries a killed run left — only those of dead writers of this machine (temporary names
+    carry host and pid), never a live writer's (:func:`alsseg.io.atomic.remove_stale_temporaries`)."""
+    from alsseg.io.atomic import remove_stale_temporaries
+
     old_marker = marker_path(out_dir, job)
     if old_marker.exists():
         old_marker.unlink()
-    sdir = session_dir(out_dir, job.subject, job.session)
-    if sdir.is_dir():
-        for p in sdir.rglob(".*"):
-            if p.is_file():
-                p.unlink()
+    remove_stale_temporaries(session_dir(out_dir, job.subject, job.session))
 
 
 def write_session(result: SessionResult, out_dir: Path, options: PipelineOptions) -> list[Path]:

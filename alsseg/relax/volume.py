@@ -80,6 +80,8 @@ def as_mask(mask, image, name: str = "mask") -> np.ndarray | None:
             raise InputError(None, f"{name} shape {arr.shape} does not match the image grid {image.shape[:3]}")
     if arr.ndim != 3:
         raise InputError(getattr(mask, "path", None), f"{name} must be 3-D")
+    if not (arr > 0).any():
+        raise InputError(getattr(mask, "path", None), f"{name} is empty (no voxel > 0): nothing to fit")
     return arr > 0
 
 

@@ -41,10 +41,10 @@ def load_input(path: str | Path):
     """A NIfTI file (2-D/3-D/4-D) or a DICOM folder (a MESE series, else an anatomical image) → Image."""
     from alsseg.io.nifti import load_nifti
 
+    from alsseg.io.validate import input_kind
+
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file or folder")
-    if p.is_dir():
+    if input_kind(p) == "dir":  # a FIFO, a device or a symlink loop is refused here, before opening
         from alsseg.io.series import load_mese
 
         try:
@@ -54,6 +54,11 @@ def load_input(path: str | Path):
 
             return load_anatomical(p)
     return load_nifti(p, ndim=(2, 3, 4))
+
+
+def _check_input(img, path) -> None:
+    if img.data.ndim == 2:
+        raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
 
 
 def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: str = DEFAULT_MODEL,
@@ -84,44 +89,46 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     import numpy as np
     from tqdm import tqdm
 
-    from alsseg.io.atomic import refuse_overwrite_of_inputs, write_text_atomic
+    from alsseg.io.atomic import check_output_folder, refuse_overwrite_of_inputs, write_text_atomic
     from alsseg.io.nifti import save_nifti
     from alsseg.labels import dseg_tsv
     from alsseg.seg.confidence import confidence_tsv
-    from alsseg.seg.infer import Segmenter
+    from alsseg.seg.infer import Segmenter, parse_device
 
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     log = log or (lambda s: None)
     names = [output_name(p) for p in images]
     if len(set(names)) != len(names):
         raise InputError(None, "two inputs share a name; their outputs would collide")
     targets = [out / f"{n}_desc-muscles_dseg.nii.gz" for n in names]
     refuse_overwrite_of_inputs(targets, list(images))
-    torch_device = None
+    torch_device = parse_device(device) if device else None  # a device this machine lacks: one line
     if threads is not None:
         if threads < 1:
             raise InputError(None, "--threads must be >= 1")
         import torch
 
         torch.set_num_threads(threads)
-    if device:
-        import torch
-
-        torch_device = torch.device(device)
     seg = Segmenter.from_bundle(model, device=torch_device)
+    # every input is checked before anything is written (a bad last input leaves nothing behind)
+    for path in images:
+        _check_input(load_input(path), path)
     done = []
     for path in tqdm(images, desc="segment", unit="image", disable=not progress or len(images) < 2):
         img = load_input(path)
-        if img.data.ndim == 2:
-            raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
-        probs, conf_path, n = None, None, output_name(path)
+        probs, rows, n = None, None, output_name(path)
         if confidence:
             labels, rows = seg.predict_with_confidence(img, single_leg_side=side)
-            conf_path = write_text_atomic(out / f"{n}_desc-muscles_confidence.tsv", confidence_tsv(rows))
             if probabilities:
                 probs = seg.predict_full(img, probabilities=True, single_leg_side=side)[1]
         else:
             labels, probs = seg.predict_full(img, probabilities=probabilities, single_leg_side=side)
+        if not np.any(labels.data):
+            raise InputError(path, f"the model {model} found no muscle (empty label map); nothing written "
+                             "(is this a lower-leg image of a contrast the model knows?)")
+        conf_path = None
+        if rows is not None:
+            conf_path = write_text_atomic(out / f"{n}_desc-muscles_confidence.tsv", confidence_tsv(rows))
         lab_path = save_nifti(labels, out / f"{n}_desc-muscles_dseg.nii.gz", dtype=np.uint8)
         prob_path = None
         if probs is not None:

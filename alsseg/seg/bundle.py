@@ -22,6 +22,7 @@ import platform
 from pathlib import Path
 
 from alsseg.io.atomic import atomic_path, write_text_atomic
+from alsseg.io.errors import InputError
 from alsseg.labels import load_anatomy
 from alsseg.seg.recipe import PreprocessConfig, recipe_from_dict
 from alsseg.seg.store import (DEFAULT_MODEL, MODELS_DIR, WEIGHTS, list_bundles, load_run_spec, read_metadata,
@@ -57,10 +58,25 @@ def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str, co
     }
 
 
+def _member_state(source: str | Path) -> dict:
+    """Weights of an ensemble member: a bundle (name or folder; checksum verified) or a checkpoint file."""
+    p = Path(source)
+    if p.is_file():
+        return safe_load_weights(p)
+    bundle = resolve_bundle(source)
+    meta = read_metadata(bundle)
+    return safe_load_weights(bundle / WEIGHTS, meta.get("sha256", {}).get(WEIGHTS))
+
+
 def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, version: str = "0.1.0",
                   changelog: str = "first release", description: str = "", checkpoint: str = "best",
-                  model_card: str | None = None, extra: dict | None = None) -> Path:
+                  model_card: str | None = None, extra: dict | None = None,
+                  extra_members: list[str | Path] | tuple = ()) -> Path:
     """Write a bundle from a training run.
+
+    ``extra_members``: further weights (another bundle's folder or name, or a run's checkpoint
+    file) of the same network and preprocessing; the bundle is then an ensemble whose prediction
+    is the mean of the members' class probabilities (``alsseg.members`` in ``metadata.json``).
 
     Raises:
         InputError: not a run, checkpoint missing, output folder already holds a different bundle
@@ -88,6 +104,14 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
     weights.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(weights, suffix=".pt") as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
+    members = [WEIGHTS]
+    for k, source in enumerate(extra_members, start=1):
+        member_state = _member_state(source)
+        if set(member_state) != set(state) or any(member_state[n].shape != state[n].shape for n in state):
+            raise InputError(source, "ensemble member weights do not fit the run's network")
+        members.append(f"models/member_{k}.pt")
+        with atomic_path(out / members[-1], suffix=".pt") as tmp:
+            torch.save({n: v.detach().cpu().contiguous() for n, v in member_state.items()}, tmp)
     from dataclasses import asdict
 
     meta = {
@@ -105,17 +129,18 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
         "copyright": "Apache-2.0",
         "label_names": {str(lb.id): lb.name for lb in anat.labels},
         "network_data_format": network_data_format(pre, recipe.train.patch_size, recipe.anatomy, net.context_slices),
-        "sha256": {WEIGHTS: sha256_of(weights)},
+        "sha256": {m: sha256_of(out / m) for m in members},
         "trained_on": {"machine": platform.processor() or platform.machine(), **spec.get("trained_on", {})},
         "alsseg": {"anatomy": recipe.anatomy, "preprocess": asdict(pre), "network": asdict(net),
                    "patch_size": list(recipe.train.patch_size), "recipe": recipe.to_dict(),
-                   "checkpoint": {"file": ck.name, **spec.get("best", {})}, **(extra or {})},
+                   "checkpoint": {"file": ck.name, **spec.get("best", {})}, "members": members,
+                   **(extra or {})},
     }
     meta["alsseg"] = json.loads(json.dumps(meta["alsseg"]))
     write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     if model_card is not None:
         write_text_atomic(out / "docs" / "README.md", model_card)
-    for f in (weights, meta_path, out / "docs" / "README.md"):
+    for f in [out / m for m in members] + [meta_path, out / "docs" / "README.md"]:
         if f.is_file():
             f.chmod(0o644)  # shipped files are world-readable (temporary files start as 0600)
     return out

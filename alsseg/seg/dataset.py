@@ -36,6 +36,34 @@ from alsseg.labels import Anatomy, load_anatomy
 UNANNOTATED_INPUT = 255
 
 
+def mark_unoutlined_inside_legs(labels: np.ndarray, anatomy: Anatomy | None = None) -> np.ndarray:
+    """Partial outlines → training labels: within each leg, per slice, unlabelled pixels inside the
+    convex hull of that leg's outlined muscles become :data:`UNANNOTATED_INPUT` (255).
+
+    For annotations that outline only some muscles (e.g. no deep posterior compartment): label 0
+    inside the leg then means "not outlined", not background; outside the hull it stays
+    background (fat, skin, air).
+
+    Args:
+        labels: ``(X, Y, Z)`` side-specific label map (0, right ids, left ids, 255).
+
+    Returns:
+        a new ``(X, Y, Z)`` int16 map.
+    """
+    from skimage.morphology import convex_hull_image
+
+    anatomy = anatomy or load_anatomy()
+    out = np.asarray(labels).astype(np.int16).copy()
+    for side in anatomy.side_offsets:
+        ids = [lb.id for lb in anatomy.labels if lb.side == side]
+        for z in range(out.shape[2]):
+            leg = np.isin(labels[..., z], ids)
+            if leg.sum() >= 3:
+                hull = convex_hull_image(leg)
+                out[..., z][hull & (labels[..., z] == 0)] = UNANNOTATED_INPUT
+    return out
+
+
 def ignore_label(anatomy: Anatomy) -> int:
     """The ignore label of a side-agnostic dataset (one above the last muscle)."""
     return anatomy.n_muscles + 1

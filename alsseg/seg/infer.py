@@ -37,6 +37,33 @@ def auto_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def parse_device(text: str | None):
+    """A torch device from ``--device`` text (``cpu``, ``cuda``, ``cuda:1``); ``None`` → :func:`auto_device`.
+
+    Raises:
+        InputError: not a device name, or a GPU asked for that this machine does not have.
+    """
+    import re
+
+    import torch
+
+    from alsseg.io.errors import InputError
+
+    if text is None:
+        return auto_device()
+    m = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", str(text).strip())
+    if not m or (m.group(1) == "cpu" and m.group(2)):
+        raise InputError(None, f"--device {text!r}: expected cpu, cuda or cuda:N")
+    if m.group(1) == "cpu":
+        return torch.device("cpu")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(m.group(2) or 0)
+    if index >= n:
+        have = f"{n} GPU(s) visible" if n else "no GPU is visible on this machine"
+        raise InputError(None, f"--device {text}: {have}; use --device cpu")
+    return torch.device("cuda", index)
+
+
 def sliding_logits(model, data: np.ndarray, patch_size, device, chunk: int | None = None,
                    overlap: float = 0.25, context_slices: int = 0, use_context: bool = True):
     """Yield ``(z0, logits)`` with logits ``(k, C, X', Y')`` (torch, CPU) for runs of slices, in order.
@@ -283,15 +310,21 @@ class Segmenter:
         return Image(out.data, out.affine, None, {"model": self.metadata.get("name", "")}), prob_img
 
 
-def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: NetworkConfig, patch_size,
+def build_segmenter(state_dict: dict | list[dict], preprocess: PreprocessConfig, network: NetworkConfig, patch_size,
                     anatomy: str, device=None, metadata: dict | None = None) -> Segmenter:
-    """Instantiate the network, load weights, put it in eval mode on ``device``."""
-    from alsseg.seg.network import build_network
+    """Instantiate the network, load weights, put it in eval mode on ``device``; a list of state
+    dicts builds an ensemble (:class:`~alsseg.seg.network.MeanProbabilityEnsemble`)."""
+    from alsseg.seg.network import MeanProbabilityEnsemble, build_network
 
     anat = load_anatomy(anatomy)
     device = device or auto_device()
-    model = build_network(network, anat.n_muscles + 1)
-    model.load_state_dict(state_dict)
+    states = state_dict if isinstance(state_dict, list) else [state_dict]
+    nets = []
+    for state in states:
+        net = build_network(network, anat.n_muscles + 1)
+        net.load_state_dict(state)
+        nets.append(net)
+    model = nets[0] if len(nets) == 1 else MeanProbabilityEnsemble(nets)
     model.to(device).eval()
     return Segmenter(model, preprocess, network, tuple(patch_size), anat, device, dict(metadata or {}))
 
@@ -299,24 +332,37 @@ def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: Net
 def load_bundle(name_or_path: str | Path = DEFAULT_MODEL, device=None) -> Segmenter:
     """A :class:`~alsseg.seg.infer.Segmenter` from a bundle (checksum verified, weights_only)."""
     from alsseg.seg.recipe import recipe_from_dict
-    from alsseg.seg.store import WEIGHTS, read_metadata, resolve_bundle, safe_load_weights
+    from alsseg.seg.store import WEIGHTS, check_metadata, read_metadata, resolve_bundle, safe_load_weights
 
     bundle = resolve_bundle(name_or_path)
+    meta_path = bundle / "configs" / "metadata.json"
     meta = read_metadata(bundle)
-    spec = meta.get("alsseg")
-    if not isinstance(spec, dict):
-        raise InputError(bundle / "configs" / "metadata.json", "no 'alsseg' block (not an alsseg bundle)")
-    sha = meta.get("sha256", {}).get(WEIGHTS)
-    if not sha:
-        raise InputError(bundle / "configs" / "metadata.json", f"no sha256 recorded for {WEIGHTS}")
-    state = safe_load_weights(bundle / WEIGHTS, sha)
-    pre = recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
-    net = recipe_from_dict({"network": spec["network"]}).network
+    spec = check_metadata(meta, meta_path)
+    members = spec.get("members", [WEIGHTS])
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise InputError(meta_path, "'alsseg.members' must be a list of weight files")
+    state = []
+    for member in members:
+        sha = meta["sha256"].get(member)
+        if not isinstance(sha, str) or not sha:
+            raise InputError(meta_path, f"no sha256 recorded for {member}")
+        if Path(member).is_absolute() or ".." in Path(member).parts:
+            raise InputError(meta_path, f"member {member!r} is outside the bundle")
+        state.append(safe_load_weights(bundle / member, sha))
+    try:
+        pre = recipe_from_dict({"preprocess": spec["preprocess"]}, meta_path).preprocess
+        net = recipe_from_dict({"network": spec["network"]}, meta_path).network
+    except InputError as exc:  # always name the bundle
+        raise InputError(meta_path, exc.problem) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(meta_path, f"malformed alsseg block ({type(exc).__name__}: {str(exc)[:120]})") from None
     try:
         return build_segmenter(state, pre, net, spec["patch_size"], spec.get("anatomy", "lowerleg"), device,
                                {**meta, "name": meta.get("name", bundle.name), "path": str(bundle)})
-    except RuntimeError as exc:
-        raise InputError(bundle / WEIGHTS, f"weights do not fit the network ({str(exc).splitlines()[0][:160]})") from None
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(bundle / WEIGHTS, f"weights do not fit the network described in {meta_path.name} "
+                         f"({first})") from None
 
 
 def load_checkpoint_segmenter(checkpoint: str | Path, device=None) -> Segmenter:

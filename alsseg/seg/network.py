@@ -89,3 +89,30 @@ def masked_dice_ce(logits, target, ignore_index: int | None, dice_weight: float 
     onehot = F.one_hot(t_clean, n_classes).movedim(-1, 1).to(prob.dtype) * valid[:, None]
     dice = DiceLoss(include_background=False, batch=True)(prob, onehot)
     return dice_weight * dice + ce_weight * ce
+
+
+def _ensemble_class():
+    import torch
+
+    class MeanProbabilityEnsemble(torch.nn.Module):
+        """Several networks of one architecture; ``forward`` returns the log of the mean of their
+        softmax probabilities ``(N, C, ...)``, so argmax and softmax of the output are the
+        ensemble's averaged prediction (sliding-window inference is unchanged)."""
+
+        def __init__(self, members):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+
+        def forward(self, x):
+            probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(0)
+            return torch.log(probs.clamp_min(1e-8))
+
+    return MeanProbabilityEnsemble
+
+
+def __getattr__(name):  # torch is imported lazily: the class is built on first use
+    if name == "MeanProbabilityEnsemble":
+        cls = _ensemble_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)

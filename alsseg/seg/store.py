@@ -60,11 +60,49 @@ def list_bundles(models_dir: Path = MODELS_DIR) -> list[str]:
 
 
 def read_metadata(bundle: Path) -> dict:
+    """``configs/metadata.json`` as a dict (a JSON object), or :class:`InputError` naming it."""
+    from alsseg.io.validate import input_kind
+
     path = bundle / "configs" / "metadata.json"
+    input_kind(path)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg})") from None
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({getattr(exc, 'msg', None) or exc.reason})") from None
+    if not isinstance(meta, dict):
+        raise InputError(path, f"must hold a JSON object, not a {type(meta).__name__}")
+    return meta
+
+
+def check_metadata(meta: dict, path: Path) -> dict:
+    """The ``alsseg`` block of a bundle's metadata, checked field by field (types, ranges, anatomy).
+
+    Raises:
+        InputError: naming ``path`` (the bundle's metadata.json) and the field at fault.
+    """
+    from alsseg.labels import available_anatomies
+
+    spec = meta.get("alsseg")
+    if not isinstance(spec, dict):
+        raise InputError(path, "no 'alsseg' block (not an alsseg bundle)")
+    sha = meta.get("sha256")
+    if isinstance(sha, dict) and not sha.get(WEIGHTS):
+        raise InputError(path, f"no sha256 recorded for {WEIGHTS}")
+    if not isinstance(sha, dict) or not isinstance(sha.get(WEIGHTS), str) or len(sha[WEIGHTS]) != 64:
+        raise InputError(path, f"'sha256' must map {WEIGHTS} to a 64-character hex string, got {str(sha)[:80]!r}")
+    for key in ("preprocess", "network"):
+        if not isinstance(spec.get(key), dict):
+            raise InputError(path, f"alsseg.{key} must be a JSON object, got {str(spec.get(key))[:80]!r}")
+    patch = spec.get("patch_size")
+    if (not isinstance(patch, list) or len(patch) not in (2, 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch)):
+        raise InputError(path, f"alsseg.patch_size must be a list of 2 or 3 positive whole numbers, "
+                         f"got {str(patch)[:80]!r}")
+    anatomy = spec.get("anatomy", "lowerleg")
+    if not isinstance(anatomy, str) or anatomy not in available_anatomies():
+        raise InputError(path, f"alsseg.anatomy {str(anatomy)[:80]!r} is not a known anatomy "
+                         f"({', '.join(available_anatomies())})")
+    return spec
 
 
 def safe_load_weights(path: str | Path, expected_sha256: str | None = None) -> dict:
@@ -94,6 +132,10 @@ def safe_load_weights(path: str | Path, expected_sha256: str | None = None) -> d
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise InputError(path, "refused: weights are not a state_dict of tensors")
+    bad = [k for k, v in obj.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(path, f"refused: {len(bad)} weight tensor(s) hold NaN or infinite values "
+                         f"({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''})")
     return obj
 
 

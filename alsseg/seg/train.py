@@ -177,7 +177,9 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         if recipe.network.context_slices > net.context_slices:
             net = replace(net, context_slices=recipe.network.context_slices,
                           max_context_spacing_mm=recipe.network.max_context_spacing_mm)
-        init_state = {k: v.clone() for k, v in seg.model.state_dict().items()}
+        members = getattr(seg.model, "members", None)  # an ensemble bundle: start from its first member
+        base = members[0] if members is not None else seg.model
+        init_state = {k: v.clone() for k, v in base.state_dict().items()}
         init_name = seg.metadata.get("path", str(init))
         recipe = replace(recipe, preprocess=pre, network=net)
     spec = {"recipe": recipe.to_dict(), "recipe_file": str(recipe_path) if recipe_path else None,

@@ -41,7 +41,8 @@ Coordinates: world RAS+ in mm; the subject's mid-calf is near the origin; the ri
 +x. Axis 2 of every grid is the slice axis.
 """
 
-from alsseg.synth.anatomy import MUSCLES, TISSUE_NAMES, LegParams, Subject, evaluate, make_subject
+from alsseg.synth.anatomy import MUSCLES, TISSUE_NAMES, LegParams, Subject, make_subject
+from alsseg.synth.cross_section import evaluate
 from alsseg.synth.cohort import CohortConfig, CohortEffects, make_cohort, make_subject_dataset, write_session
 from alsseg.synth.grid import Grid, random_grid
 from alsseg.synth.render import (

@@ -109,14 +109,17 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
                 fov_y_mm: tuple[float, float] = (170.0, 260.0),
                 max_rotation_deg: float = 12.0, max_tilt_deg: float = 5.0,
                 max_shift_mm: tuple[float, float, float] = (25.0, 20.0, 40.0),
-                p_flip: float = 0.3, max_voxels: int = 256 * 256 * 40) -> Grid:
+                p_flip: float = 0.3, max_voxels: int = 256 * 256 * 40, p_one_leg: float = 0.0,
+                one_leg_fov_mm: tuple[float, float] = (150.0, 220.0)) -> Grid:
     """Draw an axial acquisition grid that holds both legs of a :func:`make_subject` subject.
 
     In-plane spacing uniform in ``inplane_mm``, slice spacing in ``slice_mm`` (thickness equal
     to or up to 30 % less than the spacing, i.e. with a gap), field of view wide enough for
     both legs, random centre shift, in-plane rotation, small tilt, and with probability
     ``p_flip`` an LPS-like storage order (world positions unchanged). The matrix is capped at
-    ``max_voxels`` by shrinking the number of slices.
+    ``max_voxels`` by shrinking the number of slices. With probability ``p_one_leg`` the field of
+    view is ``one_leg_fov_mm`` wide and centred near one leg (x = ±60–95 mm), as in one-leg
+    protocols; these draws come last, so ``p_one_leg = 0`` gives the grids of earlier versions.
     """
     d_in = float(rng.uniform(*inplane_mm))
     d_z = float(rng.uniform(*slice_mm))
@@ -127,6 +130,10 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
     nz = max(1, min(nz, max_voxels // max(nx * ny, 1)))
     shift = rng.uniform(-1, 1, 3) * np.asarray(max_shift_mm)
     flip = rng.random() < p_flip
+    if p_one_leg > 0 and rng.random() < p_one_leg:
+        nx = int(round(rng.uniform(*one_leg_fov_mm) / d_in))
+        nz = max(1, min(nz, max_voxels // max(nx * ny, 1)))
+        shift[0] = rng.choice([-1.0, 1.0]) * rng.uniform(60.0, 95.0)
     return Grid.axial((nx, ny, nz), (d_in, d_in, d_z), centre_mm=tuple(shift),
                       rotation_deg=float(rng.uniform(-max_rotation_deg, max_rotation_deg)),
                       tilt_deg=tuple(rng.uniform(-max_tilt_deg, max_tilt_deg, 2)),

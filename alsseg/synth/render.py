@@ -19,8 +19,10 @@ from functools import lru_cache
 import numpy as np
 
 from alsseg.synth.anatomy import (
-    FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject, evaluate,
+    APONEUROSIS, FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject,
 )
+from alsseg.synth.cross_section import evaluate
+from alsseg.synth.randomise import random_contrast_signal
 from alsseg.synth.grid import Grid
 
 CONTRASTS = ("mese_e1", "mese_late", "t1w", "dixon_water", "dixon_fat", "dwi_b0", "random")
@@ -113,7 +115,7 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
         t2k[ok] /= mus_w[ok]
         ffk[ok] /= mus_w[ok]
     # a labelled voxel needs muscle over at least half its slice-averaged volume
-    lab[frac[..., MUSCLE] < 0.5] = 0
+    lab[frac[..., MUSCLE] + frac[..., APONEUROSIS] < 0.5] = 0
     shp = (X, Y, Z)
 
     def vol(a):
@@ -428,37 +430,6 @@ def anatomical_signal(subject: Subject, tv: TissueVolume, contrast: str) -> np.n
         return _mix(subject, tv, lambda t2, t1: np.exp(-te / t2) * (1 - np.exp(-3000.0 / t1)),
                     lambda: np.float32(0.05 * np.exp(-te / FAT_T2_MS)))
     raise ValueError(f"unknown anatomical contrast {contrast!r}")
-
-
-def random_contrast_signal(subject: Subject, tv: TissueVolume, rng: np.random.Generator) -> np.ndarray:
-    """SynthSeg-style image: random intensity per tissue class and per muscle, texture,
-    bias field, resolution loss (blur), gamma. Noiseless; ``(X, Y, Z)`` float32 in ~[0, 1]."""
-    from scipy.ndimage import gaussian_filter
-
-    from alsseg.labels import load_anatomy
-
-    inten = rng.uniform(0.0, 1.0, len(TISSUE_NAMES)).astype(np.float32)
-    inten[0] = rng.uniform(0.0, 0.08)
-    img = (tv.fractions * inten).sum(-1)
-    # per-muscle offsets (muscles of one image are similar but not identical)
-    jitter = rng.normal(0.0, rng.uniform(0.02, 0.12), 32).astype(np.float32)
-    lab = tv.label
-    for lid in load_anatomy().valid_ids() - {0}:
-        m = lab == lid
-        if m.any():
-            img[m] += jitter[lid] * tv.fractions[..., MUSCLE][m]
-    # disease-like texture: intensity follows fat fraction / T2 with a random sign
-    img += rng.uniform(-0.6, 0.6) * tv.fat_fraction_muscle * tv.fractions[..., MUSCLE]
-    sp = tv.grid.spacing_mm
-    sigma_mm = rng.uniform(0.0, 1.5)
-    if sigma_mm > 0.1:
-        img = gaussian_filter(img, sigma=(sigma_mm / sp[0], sigma_mm / sp[1], 0.0))
-    img = np.clip(img, 0, None)
-    mx = float(img.max()) or 1.0
-    img = (img / mx) ** np.float32(np.exp(rng.normal(0, 0.25)))
-    img *= np.exp(rng.uniform(0.0, 0.5) * subject.bias_field(
-        tv.grid.world(np.argwhere(np.ones(tv.grid.shape, bool))).astype(np.float32)).reshape(tv.grid.shape))
-    return img.astype(np.float32)
 
 
 def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",

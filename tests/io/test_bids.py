@@ -41,7 +41,7 @@ def test_participants_and_motor(bids_dataset):
 
 def test_motor_table_variants(tmp_path):
     t = tmp_path / "motor.tsv"
-    t.write_text("participant_id\tsession_id\tside\tcmap_mv\tmvic_kg\tnote\n01\t1\tright\t\t10\tok\n01\t1\tleft\t2.5\t\t\n")
+    t.write_text("participant_id\tsession_id\tside\tcmap_mv\tmvic_kg\tnote\n01\t1\tr\t\t10\tok\n01\t1\tL\t2.5\t\t\n")
     m = read_motor_table(t, known_subjects={"sub-01"})
     assert list(m["participant_id"]) == ["sub-01"] * 2 and list(m["session_id"]) == ["ses-1"] * 2
     assert list(m["side"]) == ["R", "L"]

@@ -84,7 +84,7 @@ def test_fit_t2_mask_on_another_grid_is_refused(tmp_path, mese_nifti, capsys):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--fat-t2-ms", "0"], "fat T2"),
+    (["--fat-t2-ms", "0"], "--fat-t2-ms: 0 must be a finite number > 0"),
     (["--b1-range", "1.2", "0.8"], "b1-range"),
     (["--tr-ms", "20"], "TR"),
 ])

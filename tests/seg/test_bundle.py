@@ -81,3 +81,32 @@ def test_cli_export_and_models(tiny_run, tmp_path, capsys):
     assert main(["models", "--verify"]) == 0
     text = capsys.readouterr().out
     assert "name\tversion" in text or "no bundles" in text
+
+
+def test_an_ensemble_bundle_averages_its_members(tmp_path, tiny_run):
+    """A bundle of a run plus the same weights again predicts exactly what the run alone does;
+    a tampered member is refused; the members are listed with their checksums."""
+    import json
+
+    import numpy as np
+
+    from alsseg.io.errors import InputError
+    from alsseg.seg.bundle import export_bundle
+    from alsseg.seg.infer import Segmenter
+
+    run, _ = tiny_run
+    single = export_bundle(run, tmp_path / "single", name="tiny")
+    ens = export_bundle(run, tmp_path / "ens", name="tiny", extra_members=[run / "checkpoints" / "best.pt"])
+    meta = json.loads((ens / "configs" / "metadata.json").read_text())
+    assert meta["alsseg"]["members"] == ["models/model.pt", "models/member_1.pt"]
+    assert set(meta["sha256"]) == set(meta["alsseg"]["members"])
+    a, b = Segmenter.from_bundle(single), Segmenter.from_bundle(ens)
+    assert type(b.model).__name__ == "MeanProbabilityEnsemble"
+    from alsseg.synth import Grid, make_subject, render_contrast
+
+    img = render_contrast(make_subject(2), Grid.axial((96, 64, 2), (3.0, 3.0, 10.0)), "t1w")
+    pa, pb = a.predict_full(img, probabilities=True)[1].data, b.predict_full(img, probabilities=True)[1].data
+    assert np.allclose(pa, pb, atol=1e-5)
+    (ens / "models" / "member_1.pt").write_bytes((ens / "models" / "member_1.pt").read_bytes()[:-8] + b"tampered")
+    with pytest.raises(InputError, match="sha256"):
+        Segmenter.from_bundle(ens)

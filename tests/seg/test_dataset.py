@@ -143,3 +143,17 @@ def test_cli_dataset_from_bids_and_nothing_written_on_error(tmp_path, capsys, to
     assert len(err) == 1 and "42" in err[0] and "sub-01_desc-muscles_dseg" in err[0]
     assert not out2.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".Dataset003")]
+
+
+def test_partial_outlines_mark_the_unoutlined_inside_of_each_leg():
+    from alsseg.seg.dataset import UNANNOTATED_INPUT, mark_unoutlined_inside_legs
+
+    lab = np.zeros((40, 20, 2), np.int16)
+    lab[2:8, 2:18, 0] = 1       # right TA ...
+    lab[12:18, 2:18, 0] = 5     # ... and SOL, a gap (deep, not outlined) between them
+    lab[25:35, 5:15, 0] = 16    # left GM only
+    out = mark_unoutlined_inside_legs(lab)
+    assert (out[8:12, 3:17, 0] == UNANNOTATED_INPUT).all()      # the gap inside the right leg
+    assert (out[20:24, :, 0] == 0).all() and (out[:, :, 1] == 0).all()   # between legs, empty slice
+    assert (out[lab > 0] == lab[lab > 0]).all()                  # outlines unchanged
+    assert out[0, 0, 0] == 0 and lab.max() == 16                 # outside the hull; input untouched

@@ -19,6 +19,10 @@ def test_bundle_integrity():
     w = BUNDLE / WEIGHTS
     assert w.stat().st_size < 30e6
     assert meta["sha256"][WEIGHTS] == sha256_of(w)
+    members = meta["alsseg"].get("members", [WEIGHTS])      # an ensemble lists every weight file
+    assert members[0] == WEIGHTS
+    for m in members:
+        assert meta["sha256"][m] == sha256_of(BUNDLE / m)
     assert meta["version"] in meta["changelog"]
     assert len(meta["label_names"]) == 14
     assert (BUNDLE / "docs" / "README.md").is_file()

@@ -165,8 +165,10 @@ def test_truth_t1_is_the_apparent_t1_an_ir_fit_reads(tiny_cohort):
     from alsseg.synth.grid import Grid
 
     table = pd.read_csv(tiny_cohort / "derivatives" / "groundtruth" / "muscles.tsv", sep="\t").dropna()
-    # voxel-level water T1: muscle water 1400 ms, partial volume with fascia (800) and veins (1900)
-    assert table.t1_water_ms.between(1300.0, 1450.0).all()
+    # voxel-level water T1: muscle water 1400 ms, partial volume with fascia and the intramuscular
+    # aponeuroses (800, labelled as their muscle) and veins (1900)
+    assert table.t1_water_ms.between(1250.0, 1450.0).all()
+    assert table.t1_water_ms.median() > 1330.0
     assert (table.t1_ms < table.t1_water_ms + 1).all()
     fatty = table.fat_fraction_voxel > 0.1
     if fatty.any():  # clearly fatty muscles read a clearly shorter apparent T1
