@@ -13,7 +13,10 @@ EPG fit failed or sat at a bound: no finite water T2, or any bit of the ``fit_fl
 data, T2 at the edge of its range, B1 at the edge of its range, not converged; above
 :data:`FIT_FAIL_QC_THRESHOLD` the report lists a QC finding), ``cut_fov`` (muscle present on the first or last
 slice: its volume is a lower bound), ``cut_inplane`` (touches the in-plane edge of the image),
-``n_slices`` (slices holding the muscle).
+``n_slices`` (slices holding the muscle). When the labels come from a model,
+:func:`add_confidence` appends ``seg_confidence`` (per-muscle confidence in [0, 1] of the
+segmentation, see ``alsseg.seg.confidence``; a group gets its lowest member's) and
+``seg_confidence_low`` (below the documented threshold: check that mask by eye).
 
 Defaults (:class:`QuantOptions`) and why:
 
@@ -282,3 +285,37 @@ def quantify_images(maps: dict, labels, options: QuantOptions = QuantOptions()) 
         return quantify(arrays, labels.data, labels.spacing_mm, options)
     except ValueError as exc:
         raise InputError(labels.path, str(exc)) from None
+
+
+#: columns :func:`add_confidence` appends.
+CONFIDENCE_COLUMNS = ("seg_confidence", "seg_confidence_low")
+
+
+def add_confidence(table: pd.DataFrame, confidence: dict[int, float] | None, threshold: float,
+                   options: QuantOptions = QuantOptions()) -> pd.DataFrame:
+    """The table with :data:`CONFIDENCE_COLUMNS` appended (a copy).
+
+    Parameters
+    ----------
+    table : a :func:`quantify` table.
+    confidence : ``{label id: confidence in [0, 1]}`` of the segmentation; ``None`` (labels not
+        from a model) or a missing id gives NaN and an unknown flag (``pd.NA``).
+    threshold : ``seg_confidence_low`` is ``seg_confidence < threshold``.
+
+    Group rows get the lowest confidence of their members present on that side.
+    """
+    anatomy = load_anatomy(options.anatomy)
+    confidence = confidence or {}
+    values = []
+    for _, r in table.iterrows():
+        if r["kind"] == "group":
+            ids = [anatomy.label_id(a, r["side"]) for a in anatomy.groups.get(r["muscle"], ())]
+            vals = [confidence[i] for i in ids if i in confidence]
+            values.append(min(vals) if vals else math.nan)
+        else:
+            values.append(float(confidence.get(int(r["label"]), math.nan)))
+    out = table.copy()
+    out["seg_confidence"] = values
+    out["seg_confidence_low"] = pd.array([pd.NA if math.isnan(v) else bool(v < threshold) for v in values],
+                                         dtype="boolean")
+    return out

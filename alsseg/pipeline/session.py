@@ -49,8 +49,25 @@ class BundleSegmenter:
             self._segmenter = Segmenter.from_bundle(self.model)
         return self._segmenter.predict(image)
 
+    def predict_with_confidence(self, image: "Image"):
+        """``(labels, per-muscle confidence rows)``, see :meth:`alsseg.seg.Segmenter.predict_with_confidence`."""
+        if self._segmenter is None:
+            from alsseg.seg import Segmenter
+
+            self._segmenter = Segmenter.from_bundle(self.model)
+        return self._segmenter.predict_with_confidence(image)
+
     def __getstate__(self):
         return {"model": self.model, "_segmenter": None}
+
+
+def segment_with_confidence(segmenter: SegmenterLike, image: "Image") -> tuple[np.ndarray, dict | None]:
+    """``(labels (X, Y, Z), {label id: seg_confidence} or None)``: the confidence where the
+    segmenter gives one (``predict_with_confidence``), else None."""
+    if hasattr(segmenter, "predict_with_confidence"):
+        img, rows = segmenter.predict_with_confidence(image)
+        return np.asarray(img.data), {int(r["label"]): float(r["seg_confidence"]) for r in rows}
+    return np.asarray(segmenter.predict(image).data), None
 
 
 def shipped_model_available(model: str) -> bool:
@@ -78,7 +95,8 @@ class SessionResult:
         ``r2``, ``fit_ok`` (bool), ``t2_mono_ms`` (when asked), ``t1_ms`` (where a T1 series
         was fitted); NaN outside the fitted mask and where a fit failed.
     table : per-muscle table (:func:`alsseg.quant.quantify`) with ``participant_id`` and
-        ``session_id`` first.
+        ``session_id`` first and ``seg_confidence`` / ``seg_confidence_low`` last
+        (:func:`alsseg.quant.add_confidence`; NaN / n/a when the labels came from a file).
     qc_png : the QC thumbnail strip (PNG bytes), or None when figures are off.
     stage_seconds : wall time per stage (``load``, ``segment``, ``fit_t2``, ``fit_t1``,
         ``quantify``), s.
@@ -193,7 +211,8 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     """
     from alsseg.io import load_mese, load_nifti, load_t1_series
     from alsseg.io.nifti import Image, same_grid
-    from alsseg.quant import quantify
+    from alsseg.quant import add_confidence, quantify
+    from alsseg.seg.confidence import LOW_CONFIDENCE
 
     stage = stage or (lambda s: None)
     times: dict[str, float] = {}
@@ -217,6 +236,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     end("load")
 
     begin("segment")
+    confidence = None
     if job.labels is not None:
         lab_img = load_nifti(job.labels, ndim=3, dtype=None)
         if not same_grid(ref3d, lab_img):
@@ -233,7 +253,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
         source_labels = Path(job.labels).name
     else:
         seg = segmenter if segmenter is not None else BundleSegmenter(options.model)
-        labels = np.asarray(seg.predict(series.image).data)
+        labels, confidence = segment_with_confidence(seg, series.image)
         source_labels = f"model {options.model}"
     labels = labels.astype(np.int16)
     if not (labels > 0).any():
@@ -255,6 +275,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
 
     begin("quantify")
     table = quantify({k: v for k, v in maps.items()}, labels, ref3d.spacing_mm, options.quant)
+    table = add_confidence(table, confidence, LOW_CONFIDENCE, options.quant)
     table.insert(0, "session_id", job.session or "")
     table.insert(0, "participant_id", job.subject)
     png = None
