@@ -44,303 +44,15 @@ get ``q = NaN``, being pre-specified summaries).
 
 from __future__ import annotations
 
-import math
-import warnings
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-#: measures analysed by default, in report order.
-MEASURES = ("t2_water_ms", "t1_ms", "volume_ml", "fat_fraction")
-#: motor measures analysed by default.
-MOTOR = ("mvic_n", "cmap_mv")
-#: muscle-group rows (not per-muscle) - excluded from the FDR family.
-GROUP_ROWS = ("anterior", "all")
-#: direction in which a measure becomes abnormal with denervation (for z-score counts).
-ABNORMAL_DIRECTION = {"t2_water_ms": +1, "fat_fraction": +1, "t1_ms": +1, "volume_ml": -1}
-
-KEYS = ("participant_id", "session_id", "side")
-
-
-@dataclass(frozen=True)
-class StatsOptions:
-    """Explicit configuration of :func:`run_all`.
-
-    Attributes
-    ----------
-    measures : imaging measure columns to analyse.
-    motor : motor measure columns.
-    patient_group, control_group : values of ``participants.group``.
-    alpha : for the confidence intervals (0.05 → 95 %).
-    z_abnormal : threshold of the abnormal-muscle count (|z| against controls).
-    mixed_model : also fit the mixed models (slower; ~0.05 s per fit).
-    """
-
-    measures: tuple[str, ...] = MEASURES
-    motor: tuple[str, ...] = MOTOR
-    patient_group: str = "ALS"
-    control_group: str = "control"
-    alpha: float = 0.05
-    z_abnormal: float = 2.0
-    mixed_model: bool = True
-    populations: tuple[str, ...] = field(default=("all", "ALS"))
-
-
-# ---------------------------------------------------------------------------------------------
-# elementary statistics (checked against scipy / statsmodels in the tests)
-# ---------------------------------------------------------------------------------------------
-
-def bh_fdr(p: np.ndarray | list) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted.
-
-    Parameters
-    ----------
-    p : (n,) array of p-values.
-
-    Returns
-    -------
-    q : (n,) array, ``q_i = min_{j: p_j >= p_i} p_j · m / rank_j`` capped at 1.
-    """
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return q
-    pv = p[ok]
-    order = np.argsort(pv)
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(ranked, 1.0)
-    q[ok] = out
-    return q
-
-
-def hedges_g(x: np.ndarray, y: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Hedges' g (bias-corrected standardised mean difference x − y) with a normal-theory CI.
-
-    ``d = (mean_x − mean_y) / s_pooled``, ``g = J·d`` with ``J = 1 − 3 / (4(n_x + n_y) − 9)``;
-    ``SE(g) = sqrt((n_x + n_y)/(n_x n_y) + g² / (2(n_x + n_y)))`` (Hedges & Olkin 1985).
-
-    Returns
-    -------
-    (g, ci_low, ci_high); NaN when a group has fewer than 2 values or zero pooled SD.
-    """
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    nx, ny = len(x), len(y)
-    if nx < 2 or ny < 2:
-        return (math.nan,) * 3
-    sp = math.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
-    if sp == 0:
-        return (math.nan,) * 3
-    d = (x.mean() - y.mean()) / sp
-    g = (1 - 3 / (4 * (nx + ny) - 9)) * d
-    se = math.sqrt((nx + ny) / (nx * ny) + g * g / (2 * (nx + ny)))
-    zc = sps.norm.ppf(1 - alpha / 2)
-    return g, g - zc * se, g + zc * se
-
-
-def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson",
-                alpha: float = 0.05) -> dict:
-    """Correlation with p-value and confidence interval, on the complete pairs only.
-
-    Pearson: Fisher-z interval ``tanh(atanh r ± z/sqrt(n−3))`` (as scipy's
-    ``PearsonRResult.confidence_interval``). Spearman: Fisher-z interval with the
-    Bonett & Wright (2000) standard error ``sqrt((1 + r²/2)/(n − 3))``.
-
-    Returns
-    -------
-    dict with ``n``, ``r``, ``ci_low``, ``ci_high``, ``p`` (NaN where n < 4 or a variable is
-    constant).
-    """
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    n = int(len(x))
-    out = {"n": n, "r": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan}
-    if n < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return out
-    if method == "pearson":
-        r, p = sps.pearsonr(x, y)
-        se = 1 / math.sqrt(n - 3)
-    elif method == "spearman":
-        r, p = sps.spearmanr(x, y)
-        se = math.sqrt((1 + r * r / 2) / (n - 3))
-    else:
-        raise ValueError(f"unknown correlation method {method!r}")
-    r = float(r)
-    zc = sps.norm.ppf(1 - alpha / 2)
-    zr = math.atanh(max(min(r, 1 - 1e-15), -1 + 1e-15))
-    out.update(r=r, p=float(p), ci_low=math.tanh(zr - zc * se), ci_high=math.tanh(zr + zc * se))
-    return out
-
-
-def compare_two(x: np.ndarray, y: np.ndarray, alpha: float = 0.05) -> dict:
-    """Welch's t-test, Mann–Whitney U (two-sided) and Hedges' g of ``x`` (patients) vs ``y``.
-
-    Returns
-    -------
-    dict with ``n_patients``, ``n_controls``, ``mean_patients``, ``sd_patients``,
-    ``mean_controls``, ``sd_controls``, ``difference``, ``welch_t``, ``welch_df``, ``welch_p``,
-    ``mannwhitney_u``, ``mannwhitney_p``, ``hedges_g``, ``g_ci_low``, ``g_ci_high``.
-    """
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    out = {
-        "n_patients": len(x), "n_controls": len(y),
-        "mean_patients": x.mean() if len(x) else math.nan,
-        "sd_patients": x.std(ddof=1) if len(x) > 1 else math.nan,
-        "mean_controls": y.mean() if len(y) else math.nan,
-        "sd_controls": y.std(ddof=1) if len(y) > 1 else math.nan,
-    }
-    out["difference"] = out["mean_patients"] - out["mean_controls"]
-    t = df = pt = u = pu = math.nan
-    if len(x) >= 2 and len(y) >= 2 and (x.var() > 0 or y.var() > 0):
-        res = sps.ttest_ind(x, y, equal_var=False)
-        t, pt = float(res.statistic), float(res.pvalue)
-        vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-        df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
-    if len(x) >= 1 and len(y) >= 1:
-        mw = sps.mannwhitneyu(x, y, alternative="two-sided")
-        u, pu = float(mw.statistic), float(mw.pvalue)
-    g, lo, hi = hedges_g(x, y, alpha)
-    out.update(welch_t=t, welch_df=df, welch_p=pt, mannwhitney_u=u, mannwhitney_p=pu,
-               hedges_g=g, g_ci_low=lo, g_ci_high=hi)
-    return out
-
-
-def mixedlm_fixed_effect(data: pd.DataFrame, y: str, x: str, groups: str = "participant_id",
-                         standardise: bool = False) -> dict:
-    """Fixed-effect slope of ``y ~ x`` with a random intercept per ``groups`` (statsmodels MixedLM).
-
-    Parameters
-    ----------
-    data : rows of complete observations (NaN rows are dropped here).
-    y, x : column names; ``x`` numeric (0/1 for a group indicator).
-    standardise : z-score ``y`` and ``x`` first (the slope is then a correlation-like beta).
-
-    Returns
-    -------
-    dict with ``mixed_beta``, ``mixed_ci_low``, ``mixed_ci_high``, ``mixed_p``, ``mixed_n_obs``,
-    ``mixed_n_groups`` and ``mixed_ok`` (False when the fit failed, did not converge or hit the
-    boundary with a singular covariance; numbers are then NaN).
-    """
-    import statsmodels.formula.api as smf
-
-    d = data[[y, x, groups]].dropna()
-    out = {"mixed_beta": math.nan, "mixed_ci_low": math.nan, "mixed_ci_high": math.nan,
-           "mixed_p": math.nan, "mixed_n_obs": len(d), "mixed_n_groups": d[groups].nunique(),
-           "mixed_ok": False}
-    if len(d) < 5 or d[groups].nunique() < 3 or d[x].nunique() < 2 or d[y].std() == 0:
-        return out
-    d = d.rename(columns={y: "_y", x: "_x", groups: "_g"}).astype({"_y": float, "_x": float})
-    if standardise:
-        for c in ("_y", "_x"):
-            d[c] = (d[c] - d[c].mean()) / d[c].std(ddof=1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = smf.mixedlm("_y ~ _x", d, groups=d["_g"])
-            fit = model.fit(reml=True)
-            if not fit.converged:  # typically a between-subject variance at the 0 boundary
-                fit = model.fit(reml=True, method=["powell", "lbfgs"])
-        beta = float(fit.params["_x"])
-        ci = fit.conf_int().loc["_x"]
-        p = float(fit.pvalues["_x"])
-        ok = bool(fit.converged) and np.isfinite(p)
-    except Exception:  # singular matrices etc.: recorded, never raised
-        return out
-    out.update(mixed_beta=beta, mixed_ci_low=float(ci.iloc[0]), mixed_ci_high=float(ci.iloc[1]),
-               mixed_p=p, mixed_ok=ok)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# table helpers
-# ---------------------------------------------------------------------------------------------
-
-def _check_columns(df: pd.DataFrame, cols, what: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {', '.join(missing)}")
-
-
-def session_order(sessions) -> list[str]:
-    """Session ids in visit order (natural sort: ``ses-2`` before ``ses-10``)."""
-    import re
-
-    def key(s):
-        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s))]
-    return sorted({str(s) for s in sessions}, key=key)
-
-
-def add_group_rows(muscles: pd.DataFrame, groups: dict | None = None,
-                   measures=MEASURES) -> pd.DataFrame:
-    """Append muscle-group rows (e.g. ``anterior`` = TA + EDL) computed from per-muscle rows.
-
-    Volume is summed; other measures are volume-weighted means (what pooling the voxels gives).
-    Rows whose ``muscle`` already is a group name are left as they are (no double counting).
-
-    Parameters
-    ----------
-    muscles : per-muscle table (see module docstring).
-    groups : ``{name: (abbrev, ...)}``; default: the anatomy's groups (``anterior``, ``all``).
-    """
-    if groups is None:
-        from alsseg.labels import load_anatomy  # pure data
-        groups = load_anatomy().groups
-    base = muscles[~muscles["muscle"].isin(list(groups))]
-    present = [m for m in measures if m in base.columns]
-    keys = [k for k in KEYS if k in base.columns]
-    out = [muscles]
-    for gname, members in groups.items():
-        if (muscles["muscle"] == gname).any():
-            continue
-        sub = base[base["muscle"].isin(members)]
-        if sub.empty:
-            continue
-        rows = []
-        for key, part in sub.groupby(keys, sort=False):
-            row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-            row["muscle"] = gname
-            w = part["volume_ml"].to_numpy(float) if "volume_ml" in part else np.ones(len(part))
-            for m in present:
-                v = part[m].to_numpy(float)
-                if m == "volume_ml":
-                    row[m] = np.nansum(v) if np.isfinite(v).any() else math.nan
-                else:
-                    ok = np.isfinite(v) & np.isfinite(w)
-                    row[m] = float(np.sum(v[ok] * w[ok]) / np.sum(w[ok])) if ok.any() and np.sum(w[ok]) > 0 else math.nan
-            rows.append(row)
-        out.append(pd.DataFrame(rows))
-    return pd.concat(out, ignore_index=True)
-
-
-def _muscle_order(values) -> list[str]:
-    from alsseg.labels import load_anatomy
-    anat = load_anatomy()
-    known = [m.abbrev for m in anat.muscles] + list(anat.groups)
-    vals = list(dict.fromkeys(str(v) for v in values))
-    return [m for m in known if m in vals] + sorted(v for v in vals if v not in known)
-
-
-def _with_group(muscles: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFrame:
-    _check_columns(participants, ("participant_id", "group"), "participants table")
-    d = muscles.merge(participants[["participant_id", "group"]], on="participant_id", how="left")
-    return d
-
-
-def subject_means(df: pd.DataFrame, cols, by=("participant_id",)) -> pd.DataFrame:
-    """Mean over legs per subject (NaN-skipping per column; a subject whose every leg is NaN stays NaN)."""
-    return df.groupby(list(by), sort=False)[list(cols)].mean().reset_index()
-
+from alsseg.stats.common import (ABNORMAL_DIRECTION, GROUP_ROWS, KEYS, MEASURES, MOTOR, StatsOptions,
+                                 _check_columns, _merge_motor, _muscle_order, _with_group, add_group_rows,
+                                 change_table, session_order, subject_means)
+from alsseg.stats.elementary import (bh_fdr, compare_two, correlation, hedges_g, mixedlm_fixed_effect,
+                                     paired_change)
+from alsseg.stats import study
 
 # ---------------------------------------------------------------------------------------------
 # analyses
@@ -397,17 +109,6 @@ def _add_fdr(out: pd.DataFrame, pcols, family) -> pd.DataFrame:
     return out
 
 
-def _merge_motor(muscles: pd.DataFrame, motor: pd.DataFrame, motor_cols) -> pd.DataFrame:
-    _check_columns(motor, ("participant_id", "session_id", "side"), "motor table")
-    cols = [c for c in motor_cols if c in motor.columns]
-    m = motor[["participant_id", "session_id", "side", *cols]].copy()
-    mm = muscles.copy()
-    for d in (m, mm):  # datasets without sessions: NaN / None / "" all mean "no session"
-        for c in ("participant_id", "session_id", "side"):
-            d[c] = d[c].where(d[c].notna(), "").astype(str).replace({"nan": "", "None": ""})
-    return mm.merge(m, on=["participant_id", "session_id", "side"], how="left")
-
-
 def motor_correlations(muscles: pd.DataFrame, motor: pd.DataFrame, participants: pd.DataFrame,
                        options: StatsOptions = StatsOptions()) -> pd.DataFrame:
     """Correlation of each measure with each motor measure, per muscle.
@@ -454,34 +155,6 @@ def motor_correlations(muscles: pd.DataFrame, motor: pd.DataFrame, participants:
     out = pd.DataFrame(rows)
     pcols = ["pearson_p", "spearman_p"] + (["mixed_p"] if options.mixed_model else [])
     return _add_fdr(out, pcols, family=["population", "measure", "motor"])
-
-
-def change_table(muscles: pd.DataFrame, motor: pd.DataFrame | None = None,
-                 measures=MEASURES, motor_cols=MOTOR) -> pd.DataFrame:
-    """Per subject, side and muscle: change (last − first session) of each measure and motor value.
-
-    Subjects with a single session are left out. Columns ``participant_id``, ``side``,
-    ``muscle``, ``session_first``, ``session_last`` and ``delta_<column>``.
-    """
-    d = muscles if motor is None else _merge_motor(muscles, motor, motor_cols)
-    cols = [c for c in (*measures, *motor_cols) if c in d.columns]
-    rows = []
-    for pid, part in d.groupby("participant_id", sort=False):
-        ses = session_order(part["session_id"])
-        if len(ses) < 2:
-            continue
-        a = part[part["session_id"].astype(str) == ses[0]].set_index(["side", "muscle"])[cols]
-        b = part[part["session_id"].astype(str) == ses[-1]].set_index(["side", "muscle"])[cols]
-        delta = (b.astype(float) - a.astype(float)).dropna(how="all")
-        delta.columns = [f"delta_{c}" for c in delta.columns]
-        delta = delta.reset_index()
-        delta.insert(0, "participant_id", pid)
-        delta["session_first"], delta["session_last"] = ses[0], ses[-1]
-        rows.append(delta)
-    if not rows:
-        return pd.DataFrame(columns=["participant_id", "side", "muscle", "session_first",
-                                     "session_last", *[f"delta_{c}" for c in cols]])
-    return pd.concat(rows, ignore_index=True)
 
 
 def change_correlations(muscles: pd.DataFrame, motor: pd.DataFrame, participants: pd.DataFrame,
@@ -565,11 +238,14 @@ def abnormal_muscles(muscles: pd.DataFrame, participants: pd.DataFrame,
 
 
 def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
-            options: StatsOptions = StatsOptions()) -> dict[str, pd.DataFrame]:
+            options: StatsOptions = StatsOptions(), session_dates: pd.DataFrame | None = None
+            ) -> dict[str, pd.DataFrame]:
     """Every analysis; returns ``{name: table}`` with names ``group_comparison``,
-    ``motor_correlation``, ``change_correlation``, ``abnormal_zscores``, ``abnormal_counts``
-    (the motor ones only with a motor table; abnormal counts for every measure, ``measure``
-    column)."""
+    ``motor_correlation``, ``change_correlation`` (the motor ones only with a motor table),
+    ``change`` (paired change between visits, :func:`alsseg.stats.study.change_between_visits`),
+    ``visit_intervals`` (only with ``session_dates``: participant_id, session_id, acq_time),
+    ``abnormal_zscores``, ``abnormal_counts`` (every measure, ``measure`` column) and
+    ``findings`` (the founding study's findings beside this cohort's estimates)."""
     _check_columns(muscles, ("participant_id", "session_id", "side", "muscle"), "muscle table")
     muscles = muscles.copy()
     for c in ("participant_id", "session_id", "side", "muscle"):
@@ -591,6 +267,11 @@ def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFra
     if zs:
         out["abnormal_zscores"] = pd.concat(zs, ignore_index=True)
         out["abnormal_counts"] = pd.concat(cs, ignore_index=True)
+    intervals = None
+    if session_dates is not None and len(session_dates):
+        intervals = out["visit_intervals"] = study.visit_intervals(session_dates)
+    out["change"] = study.change_between_visits(muscles, participants, motor, intervals, options)
+    out["findings"] = study.study_findings(out, participants)
     return out
 
 
