@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "present, is written beside each muscle")
     p.add_argument("--no-crop", action="store_true", help="show the whole field of view (default: zoom on the labels)")
     p.add_argument("--title", help="title written on the figure (default: the image file name)")
+    from alsseg.cli import add_quiet
+
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
