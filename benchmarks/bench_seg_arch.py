@@ -100,7 +100,7 @@ def evaluate_run(run: Path, seeds, contrasts, anat) -> dict:
     from alsseg.io import Image
     from alsseg.seg.evaluate import evaluate_labels
     from alsseg.seg.infer import Segmenter
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     cache = run / f"eval_{seeds[0]}-{seeds[-1]}_{'-'.join(contrasts)}.json"
     if cache.is_file():

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from alsseg.seg.dataset import write_dataset
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     cases, render_s = [], []
     for s in range(args.seed, args.seed + args.subjects):

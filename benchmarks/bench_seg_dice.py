@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     from alsseg.io import Image
     from alsseg.seg.evaluate import evaluate_labels
     from alsseg.seg.infer import Segmenter
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     torch.set_num_threads(args.threads)
     anat = load_anatomy()

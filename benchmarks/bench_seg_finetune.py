@@ -26,7 +26,7 @@ from _machine import machine  # benchmarks/_machine.py
 def heldout_dice(seg, seeds, contrast):
     from alsseg.io import Image
     from alsseg.seg.evaluate import evaluate_labels
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     d = []
     for s in seeds:
@@ -50,11 +50,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from alsseg.seg.bundle import load_bundle
+    from alsseg.seg.infer import load_bundle
     from alsseg.seg.dataset import write_dataset
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.recipe import recipe_from_dict
-    from alsseg.seg.sources import synthetic_cases
+    from alsseg.cases import synthetic_cases
     from alsseg.seg.train import train
 
     torch.set_num_threads(2)

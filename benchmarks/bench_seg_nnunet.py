@@ -151,7 +151,7 @@ def main(argv=None) -> int:
 
     from alsseg.io import load_nifti, save_nifti
     from alsseg.seg.infer import Segmenter
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="nnunet-bench-"))

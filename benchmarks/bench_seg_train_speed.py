@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     data = args.data
     if data is None:
         from alsseg.seg.dataset import write_dataset
-        from alsseg.seg.sources import synthetic_cases
+        from alsseg.cases import synthetic_cases
 
         data = work / "Dataset900_Speed"
         if not (data / "dataset.json").is_file():

@@ -119,7 +119,8 @@ def _proc_fit(chunk):
 
 def speed(quick: bool, repeats: int):
     from alsseg.io import Image
-    from alsseg.relax.volume import fit_t2_volume, write_maps
+    from alsseg.io.maps import write_maps
+    from alsseg.relax.volume import fit_t2_volume
 
     print("\n## 3. Speed, whole volume (EPG, 17 echoes, ESP 10 ms)\n")
     acq = MeseAcquisition(10.0, 17, tr_ms=5000.0)

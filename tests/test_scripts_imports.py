@@ -37,6 +37,6 @@ def test_script_imports_resolve(script):
 
 def test_the_check_catches_a_missing_name(tmp_path):
     f = tmp_path / "s.py"
-    f.write_text("def main():\n    from alsseg.seg.sources import _synth_api\n")
+    f.write_text("def main():\n    from alsseg.cases import _synth_api\n")
     with pytest.raises(AssertionError, match="_synth_api"):
         test_script_imports_resolve(f)

@@ -105,49 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------------ handlers
-def session_job(path: str, labels=None, t1=None, subject=None, session=None):
-    """(job, source_root) for ``alsseg run``'s SESSION argument."""
-    import re
-
-    from alsseg.io.errors import InputError
-    from alsseg.pipeline import SessionJob
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file or folder")
-    anat = None
-    if p.is_dir() and (p / "anat").is_dir():
-        anat = p / "anat"
-    elif p.is_dir() and p.name == "anat":
-        anat = p
-    parts = [q.name for q in ([p] + list(p.parents))]
-    sub = subject or next((n for n in parts if re.fullmatch(r"sub-[A-Za-z0-9]+", n)), None)
-    ses = session or next((n for n in parts if re.fullmatch(r"ses-[A-Za-z0-9]+", n)), None)
-    if anat is not None:
-        from alsseg.io.bids import find_session_inputs
-
-        s = find_session_inputs(anat, sub or "sub-unknown", ses)
-        if s.mese is None:
-            raise InputError(anat, "no MESE series in this session folder")
-        job = SessionJob(sub or "sub-unknown", ses, s.mese_path(), Path(t1) if t1 else s.t1_path(),
-                         s.t1_kind, Path(labels) if labels else None)
-    else:
-        if sub is None:
-            from alsseg.io.series import parse_bids_name
-
-            ents, _ = parse_bids_name(p) if p.is_file() else ({}, "")
-            sub = f"sub-{ents['sub']}" if "sub" in ents else "sub-" + (re.sub(r"[^A-Za-z0-9]", "", p.name.split(".")[0]) or "x")
-            if ses is None and "ses" in ents:
-                ses = f"ses-{ents['ses']}"
-        job = SessionJob(sub, ses, p, Path(t1) if t1 else None, None, Path(labels) if labels else None)
-    root = next((q.parent for q in [p] + list(p.parents) if q.name == job.subject), None)
-    return job, (root if root is not None else p.parent if p.is_file() else p)
-
-
 def cmd_run(args) -> int:
     from alsseg import pipeline
 
-    job, root = session_job(args.session, args.labels, args.t1, args.subject, args.session_id)
+    job, root = pipeline.session_job_from_path(args.session, args.labels, args.t1, args.subject, args.session_id)
     opts = _options(args)
     out = Path(args.out)
     pipeline.prepare_output(out, str(Path(root).resolve()), opts)
@@ -169,7 +130,7 @@ def cmd_run(args) -> int:
 
         if res.status == "skipped":
             print(f"{job.name}: already finished in {out} (use --force to redo)")
-        tsv = pipeline._bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
+        tsv = pipeline.bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
         t = pd.read_csv(tsv, sep="\t", na_values="n/a")
         cols = ["muscle", "side", "volume_ml", "t2_water_ms", "fat_fraction", "b1", "t1_ms", "good_fit_fraction", "cut_fov"]
         print(t[[c for c in cols if c in t]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -1,6 +1,6 @@
 """``alsseg fit-t2`` and ``alsseg fit-t1``: relaxometry maps from a MESE / T1 series.
 
-Thin wrappers of :func:`alsseg.relax.volume.fit_t2_volume` / :func:`fit_t1_volume`; numpy and
+Thin wrappers of :func:`alsseg.pipeline.fit_maps.fit_t2_maps` / :func:`fit_t1_maps`; numpy and
 the models are imported inside the handlers so ``alsseg --help`` stays instant.
 """
 
@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 from alsseg.cli import add_quiet
-from alsseg.io.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,118 +64,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_fit_t1)
 
 
-def _up_to_date(paths, source: Path) -> bool:
-    try:
-        src = source.stat().st_mtime
-        return all(p.exists() and p.stat().st_mtime >= src for p in paths)
-    except OSError:
-        return False
+def _t2_options(args):
+    from alsseg.pipeline.fit_maps import T2MapOptions
 
-
-def _load_mese(args):
-    from alsseg.io import load_mese
-    from alsseg.io.nifti import load_nifti
-
-    try:
-        return load_mese(args.mese)
-    except InputError:
-        path = args.mese
-        if args.echo_spacing_ms and path.is_file() and path.name.endswith((".nii", ".nii.gz")):
-            import numpy as np
-
-            from alsseg.io import MeseSeries
-
-            img = load_nifti(path, ndim=4)
-            te = args.echo_spacing_ms * np.arange(1, img.shape[3] + 1)
-            return MeseSeries(image=img, echo_times_ms=te, tr_ms=args.tr_ms, source=path)
-        raise
+    return T2MapOptions(model=args.model, mono_method=args.mono_method, skip_first=args.skip_first,
+                        echo_spacing_ms=args.echo_spacing_ms, tr_ms=args.tr_ms, refocus_deg=args.refocus_deg,
+                        excite_deg=args.excite_deg, fat_t2_ms=args.fat_t2_ms, fat_mask=args.fat_mask,
+                        water_t1_ms=args.water_t1_ms, fat_t1_ms=args.fat_t1_ms,
+                        t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range), threads=args.jobs,
+                        chunk_voxels=args.chunk_voxels)
 
 
 def _fit_t2(args) -> int:
-    import numpy as np
+    from alsseg.pipeline.fit_maps import fit_t2_maps
 
-    from alsseg.relax.acquisition import MeseAcquisition
-    from alsseg.relax.volume import (EPG_MAPS, MONO_MAPS, acquisition_provenance, bids_prefix,
-                                     fit_t2_volume, map_paths, write_maps)
-
-    for name, rng in (("--t2-range", args.t2_range), ("--b1-range", args.b1_range)):
-        if not (rng[0] > 0 and rng[1] > rng[0]):
-            raise InputError(None, f"{name} {rng[0]} {rng[1]} is empty or not positive")
-    series = _load_mese(args)
-    prefix = args.prefix or bids_prefix(series.source or args.mese)
-    keys = (list(EPG_MAPS) if args.model in ("epg", "both") else []) + \
-           (list(MONO_MAPS) if args.model in ("mono", "both") else [])
-    paths = map_paths(args.out, prefix, keys)
-    if not args.force and _up_to_date(paths.values(), args.mese):
+    def log(line: str) -> None:
         if not args.quiet:
-            print(f"alsseg fit-t2: outputs in {args.out} are up to date (use --force to refit)")
-        return 0
-    overrides = {k: getattr(args, k) for k in ("tr_ms", "refocus_deg", "excite_deg", "fat_t2_ms",
-                                               "water_t1_ms", "fat_t1_ms") if getattr(args, k) is not None}
-    if args.echo_spacing_ms is not None:
-        overrides["echo_times_ms"] = args.echo_spacing_ms * np.arange(1, series.n_echoes + 1)
-    acq = None
-    if args.model in ("epg", "both"):
-        try:
-            acq = MeseAcquisition.from_series(series, **overrides)
-        except InputError as exc:
-            raise InputError(exc.path or args.mese, exc.problem) from None
-        if args.fat_mask is not None:
-            if args.fat_t2_ms is not None:
-                raise InputError(None, "give either --fat-t2-ms or --fat-mask, not both")
-            from alsseg.relax.fat import calibrate_fat_t2
-            from alsseg.relax.volume import as_mask
+            print(f"alsseg fit-t2: {line}")
 
-            fat = as_mask(args.fat_mask, series.image, "fat mask")
-            try:
-                fat_t2, fat_b1 = calibrate_fat_t2(series.image.data, fat, acq)
-            except InputError as exc:
-                raise InputError(args.fat_mask, exc.problem) from None
-            acq = acq.with_(fat_t2_ms=fat_t2)
-            if not args.quiet:
-                print(f"alsseg fit-t2: fat T2 calibrated on {int(fat.sum())} voxels: {fat_t2:.1f} ms (B1 {fat_b1:.2f})")
-    elif overrides.get("echo_times_ms") is not None:
-        from dataclasses import replace
-
-        series = replace(series, echo_times_ms=overrides["echo_times_ms"])
-    mask = args.mask
-    maps = fit_t2_volume(series, acq, mask, model=args.model, mono_method=args.mono_method,
-                         skip_first=args.skip_first, n_jobs=args.jobs, chunk_voxels=args.chunk_voxels,
-                         progress=not args.quiet, t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range))
-    prov = {"Sources": [str(args.mese)], "Model": args.model, "MonoMethod": args.mono_method,
-            "SkipFirstEcho": bool(args.skip_first), "T2RangeMs": list(args.t2_range),
-            "B1Range": list(args.b1_range), "Acquisition": acquisition_provenance(acq),
-            "EchoTimesMs": np.asarray(series.echo_times_ms, float).tolist()}
-    written = write_maps(maps, args.out, prefix, provenance=prov, inputs=[args.mese, args.mask, args.fat_mask])
-    if not args.quiet:
-        fitted = int(np.isfinite(maps[keys[0]].data).sum())
-        print(f"alsseg fit-t2: {fitted} voxels fitted; wrote {len(written)} maps to {args.out}")
+    res = fit_t2_maps(args.mese, args.out, _t2_options(args), mask=args.mask, prefix=args.prefix,
+                      force=args.force, progress=not args.quiet, log=log)
+    if res.up_to_date:
+        log(f"outputs in {args.out} are up to date (use --force to refit)")
+    else:
+        log(f"{res.n_fitted} voxels fitted; wrote {len(res.written)} maps to {args.out}")
     return 0
 
 
 def _fit_t1(args) -> int:
-    from dataclasses import replace
+    from alsseg.pipeline.fit_maps import fit_t1_maps
 
-    import numpy as np
-
-    from alsseg.io import load_t1_series
-    from alsseg.relax.volume import bids_prefix, fit_t1_volume, map_paths, write_maps
-
-    series = load_t1_series(args.series, kind=args.kind)
-    if args.kind and series.kind != args.kind:
-        series = replace(series, kind=args.kind)
-    prefix = args.prefix or bids_prefix(series.source or args.series)
-    keys = ["T1", "m0", "r2", "flag"] + (["efficiency"] if series.kind == "IR" else [])
-    paths = map_paths(args.out, prefix, keys, suffix="T1map")
-    if not args.force and _up_to_date(paths.values(), args.series):
-        if not args.quiet:
-            print(f"alsseg fit-t1: outputs in {args.out} are up to date (use --force to refit)")
+    res = fit_t1_maps(args.series, args.out, kind=args.kind, mask=args.mask, b1=args.b1, prefix=args.prefix,
+                      threads=args.jobs, force=args.force, progress=not args.quiet)
+    if args.quiet:
         return 0
-    maps = fit_t1_volume(series, args.mask, b1=args.b1, n_jobs=args.jobs, progress=not args.quiet)
-    prov = {"Sources": [str(args.series)], "Kind": series.kind}
-    written = write_maps(maps, args.out, prefix, suffix="T1map", provenance=prov,
-                         inputs=[args.series, args.mask, args.b1])
-    if not args.quiet:
-        print(f"alsseg fit-t1: {int(np.isfinite(maps['T1'].data).sum())} voxels fitted; "
-              f"wrote {len(written)} maps to {args.out}")
+    if res.up_to_date:
+        print(f"alsseg fit-t1: outputs in {args.out} are up to date (use --force to refit)")
+    else:
+        print(f"alsseg fit-t1: {res.n_fitted} voxels fitted; wrote {len(res.written)} maps to {args.out}")
     return 0

@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_dataset(args) -> int:
     from alsseg.io.errors import InputError
     from alsseg.seg.dataset import write_dataset
-    from alsseg.seg.sources import bids_cases, synthetic_cases
+    from alsseg.cases import bids_cases, synthetic_cases
 
     if args.sparse_every is not None and args.sparse_every < 1:
         raise InputError(None, "--sparse-every must be >= 1")
@@ -152,76 +152,15 @@ def run_train(args) -> int:
     return 0
 
 
-def _load_input(path: str, echo_index: int):
-    """A NIfTI file (3-D/4-D) or a DICOM folder → Image."""
-    from alsseg.io.errors import InputError
-    from alsseg.io.nifti import load_nifti
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file or folder")
-    if p.is_dir():
-        from alsseg.io.series import load_mese
-
-        try:
-            return load_mese(p).image
-        except InputError:
-            from alsseg.io.series import load_anatomical
-
-            return load_anatomical(p)
-    return load_nifti(p, ndim=(2, 3, 4))
-
-
-def output_name(path: str) -> str:
-    """``sub-01_ses-01_echo-1_MESE.nii.gz`` → ``sub-01_ses-01_echo-1_MESE`` (folder: its name)."""
-    name = Path(path).name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return name
-
-
 def run_segment(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
+    from alsseg.seg.apply import segment_files
 
-    from alsseg.io.atomic import refuse_overwrite_of_inputs, write_text_atomic
-    from alsseg.io.errors import InputError
-    from alsseg.io.nifti import save_nifti
-    from alsseg.labels import dseg_tsv
-    from alsseg.seg.infer import Segmenter
-
-    out = Path(args.out)
-    names = [output_name(p) for p in args.images]
-    if len(set(names)) != len(names):
-        raise InputError(None, "two inputs share a name; their outputs would collide")
-    targets = [out / f"{n}_desc-muscles_dseg.nii.gz" for n in names]
-    refuse_overwrite_of_inputs(targets, args.images)
-    device = None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(None, "--threads must be >= 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if args.device:
-        import torch
-
-        device = torch.device(args.device)
-    seg = Segmenter.from_bundle(args.model, device=device)
-    for path in tqdm(args.images, desc="segment", unit="image", disable=args.quiet or len(args.images) < 2):
-        img = _load_input(path, seg.preprocess.echo_index)
-        if img.data.ndim == 2:
-            raise InputError(path, "is 2-D; a volume (3-D) or an echo series (4-D) is needed")
-        labels, probs = seg.predict_full(img, probabilities=args.probabilities, single_leg_side=args.side)
-        n = output_name(path)
-        save_nifti(labels, out / f"{n}_desc-muscles_dseg.nii.gz", dtype=np.uint8)
-        if probs is not None:
-            save_nifti(probs, out / f"{n}_desc-muscles_probseg.nii.gz", dtype=np.float32)
+    def log(line: str) -> None:
         if not args.quiet:
-            found = len(set(np.unique(labels.data).tolist()) - {0})
-            print(f"{path}: {found} labels -> {out / f'{n}_desc-muscles_dseg.nii.gz'}", file=sys.stderr)
-    write_text_atomic(out / "dseg.tsv", dseg_tsv(seg.anatomy))
+            print(line, file=sys.stderr)
+
+    segment_files(args.images, args.out, model=args.model, probabilities=args.probabilities, side=args.side,
+                  device=args.device, threads=args.threads, progress=not args.quiet, log=log)
     return 0
 
 

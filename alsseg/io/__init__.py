@@ -8,7 +8,9 @@ Modules: :mod:`~alsseg.io.nifti` (Image, NIfTI), :mod:`~alsseg.io.series` (MESE 
 BIDS names, sidecars, writers), :mod:`~alsseg.io.dicom` (DICOM folders), :mod:`~alsseg.io.bids`
 (datasets, participants, motor table), :mod:`~alsseg.io.validate` (checks),
 :mod:`~alsseg.io.convert` (DICOM → NIfTI), :mod:`~alsseg.io.summary` (``alsseg info``),
-:mod:`~alsseg.io.atomic`, :mod:`~alsseg.io.errors`.
+:mod:`~alsseg.io.case` (an image with its label map), :mod:`~alsseg.io.maps`
+(parameter maps as derivative files), :mod:`~alsseg.io.atomic`,
+:mod:`~alsseg.io.errors`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from alsseg._lazy import lazy_exports
 _WHERE = {
     "alsseg.io.atomic": ("atomic_path", "refuse_overwrite_of_inputs", "write_bytes_atomic", "write_text_atomic"),
     "alsseg.io.errors": ("InputError",),
+    "alsseg.io.case": ("Case",),
+    "alsseg.io.maps": ("write_maps", "map_paths", "bids_prefix"),
     "alsseg.io.nifti": ("Image", "load_nifti", "require_same_grid", "same_grid", "save_nifti"),
     "alsseg.io.series": ("MeseSeries", "T1Series", "bids_path", "load_anatomical", "load_mese", "load_t1_series",
                          "parse_bids_name", "read_sidecar", "sidecar_path", "write_mese_bids", "write_sidecar",

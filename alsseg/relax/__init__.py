@@ -8,8 +8,8 @@ Public API (imported lazily so ``import alsseg.relax`` stays light):
 - :class:`~alsseg.relax.t2.EpgT2Model`, :class:`~alsseg.relax.t2.MonoExpT2Model` — T2 fits;
 - :class:`~alsseg.relax.t1.InversionRecoveryT1Model`, :class:`~alsseg.relax.t1.SaturationRecoveryT1Model`,
   :class:`~alsseg.relax.t1.VfaT1Model`, :func:`~alsseg.relax.t1.ir_signal`, ``sr_signal``, ``vfa_signal``;
-- :func:`~alsseg.relax.volume.fit_t2_volume`, :func:`~alsseg.relax.volume.fit_t1_volume`,
-  :func:`~alsseg.relax.volume.write_maps` — whole volumes and BIDS-derivative maps.
+- :func:`~alsseg.relax.volume.fit_t2_volume`, :func:`~alsseg.relax.volume.fit_t1_volume` — whole
+  volumes (relax writes no files: :func:`alsseg.io.maps.write_maps` writes the maps).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ _WHERE = {
     "alsseg.relax.t2": ("EpgT2Model", "EpgT2Fit", "MonoExpT2Model", "MonoExpT2Fit", "two_component_signal"),
     "alsseg.relax.t1": ("InversionRecoveryT1Model", "SaturationRecoveryT1Model", "VfaT1Model", "T1Fit",
                         "ir_signal", "sr_signal", "vfa_signal"),
-    "alsseg.relax.volume": ("fit_t2_volume", "fit_t1_volume", "write_maps", "map_paths", "bids_prefix",
-                            "auto_mask"),
+    "alsseg.relax.volume": ("fit_t2_volume", "fit_t1_volume", "auto_mask"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from alsseg.report import figures as F
-from alsseg.report.html import _img, _r_text, _subject_level, cohort_summary, collapsed, table_html
+from alsseg.report.html import _img, _r_text, cohort_summary, collapsed, table_html
 
 MUSCLE_ORDER = ("TA", "EDL", "PER", "TP", "SOL", "GM", "GL", "anterior", "all")
 #: per-muscle table columns shown in the report (others stay in the TSV).
@@ -21,24 +21,23 @@ def _why(text: str) -> str:
     return f"<p class='missing'>{html.escape(text)}</p>"
 
 
-def details_sections(results: dict, muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
+def details_sections(results: dict, participants: pd.DataFrame, motor: pd.DataFrame | None,
                      focus: str, extra: dict, links: dict) -> list[str]:
     """HTML blocks in report order: cohort, group comparison, motor correlations, change,
-    abnormal muscles, per-muscle values, extra tables, full QC list."""
-    from alsseg.stats import add_group_rows
-
-    for c in ("participant_id", "session_id", "side", "muscle"):
-        muscles[c] = muscles[c].astype(str)
-    if not muscles["muscle"].isin(["anterior", "all"]).any():
-        muscles = add_group_rows(muscles)
+    abnormal muscles, per-muscle values, extra tables, full QC list (``results`` holds the
+    tables of :func:`alsseg.stats.report_tables`)."""
+    muscles = results["muscles"]
     order = [m for m in MUSCLE_ORDER if m in set(muscles["muscle"])]
     has_groups = "group" in participants and {"ALS", "control"} <= set(participants["group"].dropna().astype(str))
     has_motor = motor is not None and not motor.empty and motor[
         [c for c in ("cmap_mv", "mvic_n") if c in motor]].notna().any().any()
-    out = ["<h3>Cohort</h3>", table_html(cohort_summary(participants, muscles, motor))]
-    out.append(_group_section(results, muscles, participants, order, has_groups, links))
-    out.append(_motor_section(results, muscles, participants, motor, focus, has_groups, has_motor, links))
-    out.append(_change_section(results, muscles, participants, motor, focus, order, links))
+    subjects = results["subjects"]
+    out = ["<h3>Cohort</h3>", table_html(cohort_summary(participants, muscles, motor)),
+           collapsed(f"Subjects and visits ({focus}: mean of legs; motor measures: mean of legs; n_abnormal: "
+                     f"muscles with water T2 z > 2) — {len(subjects)} rows", table_html(subjects))]
+    out.append(_group_section(results, order, has_groups, links))
+    out.append(_motor_section(results, focus, has_groups, has_motor, links))
+    out.append(_change_section(results, focus, order, links))
     out.append(_abnormal_section(results, has_groups, links))
     out.append(_muscle_table_section(muscles, links))
     for heading, table in extra.items():
@@ -49,11 +48,10 @@ def details_sections(results: dict, muscles: pd.DataFrame, participants: pd.Data
     return out
 
 
-def _group_section(results, muscles, participants, order, has_groups, links) -> str:
+def _group_section(results, order, has_groups, links) -> str:
     head = "Patients vs controls (baseline)" if has_groups else "Per-muscle values at baseline (no groups)"
     out = [f"<h3>{head}</h3>"]
-    subj = pd.concat([_subject_level(muscles, participants, None, m).assign(muscle=m) for m in order],
-                     ignore_index=True)
+    subj = results["subject_baseline"]
     figs = []
     for measure in ("t2_water_ms", "volume_ml", "fat_fraction", "t1_ms"):
         if measure in subj and subj[measure].notna().any():
@@ -72,13 +70,13 @@ def _group_section(results, muscles, participants, order, has_groups, links) -> 
     return "\n".join(out)
 
 
-def _motor_section(results, muscles, participants, motor, focus, has_groups, has_motor, links) -> str:
+def _motor_section(results, focus, has_groups, has_motor, links) -> str:
     out = ["<h3>Imaging vs motor measures (baseline)</h3>"]
     if not has_motor:
         return out[0] + _why("No motor measures (phenotype/motor.tsv): no correlation with MVIC or CMAP.")
     corr = results.get("motor_correlation")
     pop = "ALS" if has_groups else "all"
-    s0 = _subject_level(muscles, participants, motor, focus)
+    s0 = results["subject_baseline_motor"]
     figs = []
     for measure in ("t2_water_ms", "volume_ml"):
         for mot in ("mvic_n", "cmap_mv"):
@@ -98,9 +96,7 @@ def _motor_section(results, muscles, participants, motor, focus, has_groups, has
     return "\n".join(out)
 
 
-def _change_section(results, muscles, participants, motor, focus, order, links) -> str:
-    from alsseg.stats import change_table
-
+def _change_section(results, focus, order, links) -> str:
     out = ["<h3>Change between visits</h3>"]
     change = results.get("change")
     if change is None or change.empty or not np.isfinite(change["mean_change"].astype(float)).any():
@@ -115,26 +111,19 @@ def _change_section(results, muscles, participants, motor, focus, order, links) 
         for r in iv.itertuples():
             months[(r.participant_id, r.session_first)] = 0.0
             months[(r.participant_id, r.session_last)] = float(r.interval_months)
-    lvl = _subject_level(muscles, participants, None, focus, baseline_only=False)
+    lvl = results["subject_visits"]
     pop = str(change["population"].iloc[0])
     if pop != "all":
         lvl = lvl[lvl["group"].astype(str) == pop]
-    figs.append(_img(F.change_lines(lvl, "t2_water_ms", f"{focus}: water T2 per visit", months), "T2 per visit"))
-    if motor is not None and not motor.empty:
-        ch = change_table(muscles, motor)
-        grp = participants[["participant_id", "group"]] if "group" in participants else participants[["participant_id"]]
-        ch = ch.merge(grp, on="participant_id", how="left")
-        ch = ch[ch["muscle"] == focus]
-        if pop != "all":
-            ch = ch[ch["group"] == pop]
-        cs = ch.groupby("participant_id")[[c for c in ch.columns if c.startswith("delta_")]].mean().reset_index()
-        cs["group"] = pop if pop != "all" else np.nan
-        chg = results.get("change_correlation")
-        for mot in ("delta_cmap_mv", "delta_mvic_n"):
-            if mot in cs and cs[mot].notna().any():
-                figs.append(_img(F.scatter_fit(cs, mot, "delta_t2_water_ms", f"{focus}: ΔT2 vs Δ{F.SHORT[mot[6:]]}",
-                                               _r_text(chg, "t2_water_ms", mot[6:], focus, pop),
-                                               fit_group=None), f"change {mot}"))
+    figs.append(_img(F.change_lines(lvl, "t2_water_ms", f"{focus}: water T2 per visit",
+                                    list(results["visit_order"]["session_id"]), months), "T2 per visit"))
+    cs = results["change_subjects"]
+    chg = results.get("change_correlation")
+    for mot in ("delta_cmap_mv", "delta_mvic_n"):
+        if mot in cs and cs[mot].notna().any():
+            figs.append(_img(F.scatter_fit(cs, mot, "delta_t2_water_ms", f"{focus}: ΔT2 vs Δ{F.SHORT[mot[6:]]} (patients)",
+                                           _r_text(chg, "t2_water_ms", mot[6:], focus, pop), fit_group=None),
+                             f"change {mot}"))
     out.append(f"<div class='figs'>{''.join(figs)}</div>")
     cols = ["population", "measure", "muscle", "n", "mean_before", "mean_after", "mean_change", "change_ci_low",
             "change_ci_high", "paired_p", "wilcoxon_p", "interval_days_median", "interval_months_median"]

@@ -154,16 +154,21 @@ def scatter_fit(table: pd.DataFrame, x: str, y: str, title: str, r_text: str | N
     return to_png(fig)
 
 
-def change_lines(table: pd.DataFrame, measure: str, title: str, months: dict | None = None) -> bytes:
+def change_lines(table: pd.DataFrame, measure: str, title: str, visit_order: list[str],
+                 months: dict | None = None) -> bytes:
     """Per-subject lines of a measure from the first to the last visit.
 
     Parameters
     ----------
     table : columns ``participant_id``, ``session_id``, ``group``, ``measure`` (subject means).
+    visit_order : every session id in visit order.
     months : ``{(participant_id, session_id): months since that subject's first visit}``; the x
         axis is then time in months, else the visit number.
     """
-    from alsseg.stats import session_order
+    rank = {s: i for i, s in enumerate(visit_order)}
+
+    def session_order(ids):
+        return sorted(set(ids), key=lambda s: rank.get(s, len(rank)))
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.4, 3.6))

@@ -13,6 +13,11 @@ import pandas as pd
 from alsseg.report.fmt import fmt_ci, fmt_num, fmt_p, fmt_p_value, fmt_r
 from alsseg.report.sections import missing_notes, qc_section, summary_section
 
+#: the per-subject tables :func:`build_report` draws, made by :func:`alsseg.stats.report_tables`
+#: (the report computes no statistics; a test checks both name the same tables).
+REPORT_TABLES = ("muscles", "subjects", "subject_baseline", "subject_baseline_motor", "subject_visits",
+                 "change_subjects", "visit_order")
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:20px 24px;color:#222;max-width:1340px}
 h1{font-size:21px;margin:0 0 2px} h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:3px;margin:22px 0 8px}
@@ -104,28 +109,6 @@ def cohort_summary(participants: pd.DataFrame, muscles: pd.DataFrame, motor: pd.
     return pd.DataFrame(rows)
 
 
-def _subject_level(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
-                   muscle: str, baseline_only: bool = True) -> pd.DataFrame:
-    """Subject means of legs per visit (or at each subject's first visit) for plotting."""
-    from alsseg.stats import session_order
-
-    d = muscles[muscles["muscle"] == muscle]
-    if motor is not None and not motor.empty:
-        mot = motor.copy()
-        for c in ("participant_id", "session_id", "side"):
-            mot[c] = mot[c].astype(str)
-        d = d.merge(mot, on=["participant_id", "session_id", "side"], how="left")
-    grp = participants[["participant_id", "group"]] if "group" in participants else participants[["participant_id"]]
-    d = d.merge(grp, on="participant_id", how="left")
-    if "group" not in d:
-        d["group"] = np.nan
-    if baseline_only:
-        first = {p: session_order(s)[0] for p, s in d.groupby("participant_id")["session_id"]}
-        d = d[d["session_id"] == d["participant_id"].map(first)]
-    cols = [c for c in ("t2_water_ms", "volume_ml", "fat_fraction", "t1_ms", "cmap_mv", "mvic_n") if c in d]
-    return d.groupby(["participant_id", "session_id", "group"], sort=False, dropna=False)[cols].mean().reset_index()
-
-
 def _r_text(corr: pd.DataFrame | None, measure, motor, muscle, population="ALS") -> str | None:
     if corr is None or corr.empty:
         return None
@@ -147,7 +130,9 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     Parameters
     ----------
     results : output of :func:`alsseg.pipeline.run_stats` (``muscles``, ``status``, ``qc`` and the
-        statistics tables of :func:`alsseg.stats.run_all`, ``findings`` and ``change`` included).
+        statistics tables of :func:`alsseg.stats.run_all`, ``findings`` and ``change`` included)
+        updated with :func:`alsseg.stats.report_tables` (the per-subject tables drawn here, made
+        for the same ``focus_muscle``; the report computes no statistics).
     participants, motor : the dataset's tables (either may be empty).
     thumbnails : paths of per-session QC PNGs (``<session>_desc-qc.png``), embedded in order.
     focus_muscle : muscle or group of the scatter and change plots (``anterior`` = TA + EDL).
@@ -158,8 +143,14 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     """
     from alsseg.report.details import details_sections
 
+    missing = [k for k in REPORT_TABLES if k not in results]
+    if missing:
+        raise ValueError(f"results lack {', '.join(missing)}: add alsseg.stats.report_tables(...) to them")
+    focus = set(results["subject_baseline_motor"].get("muscle", pd.Series([focus_muscle])))
+    if focus - {focus_muscle}:
+        raise ValueError(f"the report tables were made for {sorted(focus)}, not focus_muscle={focus_muscle!r}")
     links = links or {}
-    muscles = results["muscles"].copy()
+    muscles = results["muscles"]
     participants = participants.copy()
     participants["participant_id"] = participants["participant_id"].astype(str)
     status = results.get("status", pd.DataFrame(columns=["session", "status", "error"]))
@@ -178,7 +169,7 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     out.append(summary_section(results.get("findings"), results.get("change"), notes, focus_muscle))
     out.append(qc_section(qc, status))
     out.append("<h2 id='details'>Details</h2>")
-    out += details_sections(results, muscles, participants, motor, focus_muscle, extra or {}, links)
+    out += details_sections(results, participants, motor, focus_muscle, extra or {}, links)
     out.append(_sessions_section(thumbnails, overlays or {}))
     out.append("</body></html>")
     return "\n".join(out)

@@ -1,4 +1,5 @@
-"""Model bundles (MONAI bundle layout) and their safe loading.
+"""Writing model bundles (MONAI bundle layout) from a training run; reading them is
+:mod:`alsseg.seg.store` (its names are re-exported here).
 
 ::
 
@@ -9,139 +10,25 @@
       models/model.pt         a plain state_dict (tensors only), read with weights_only=True
       docs/README.md          the model card
 
-Loading checks the weights' sha256 against ``metadata.json`` and refuses pickled Python
-objects (``torch.load(..., weights_only=True)``), raising :class:`InputError` either way.
+Loading (:func:`alsseg.seg.infer.load_bundle`) checks the weights' sha256 against
+``metadata.json`` and refuses pickled Python objects (``torch.load(..., weights_only=True)``),
+raising :class:`InputError` either way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from pathlib import Path
 
 from alsseg.io.atomic import atomic_path, write_text_atomic
-from alsseg.io.errors import InputError
 from alsseg.labels import load_anatomy
 from alsseg.seg.recipe import PreprocessConfig, recipe_from_dict
+from alsseg.seg.store import (DEFAULT_MODEL, MODELS_DIR, WEIGHTS, list_bundles, load_run_spec, read_metadata,
+                              resolve_bundle, safe_load_weights, sha256_of)
 
-from alsseg.bundles import SHIPPED_DIR
-
-#: where shipped bundles live: the repository's ``models/`` folder, installed as ``alsseg.bundles``.
-MODELS_DIR = SHIPPED_DIR
-DEFAULT_MODEL = "lowerleg-unet"
-WEIGHTS = "models/model.pt"
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def resolve_bundle(name_or_path: str | Path) -> Path:
-    """A bundle folder from a path or a shipped name.
-
-    Raises:
-        InputError: neither a folder with ``configs/metadata.json`` nor a shipped name.
-    """
-    p = Path(name_or_path)
-    for cand in (p, MODELS_DIR / str(name_or_path)):
-        if (cand / "configs" / "metadata.json").is_file():
-            return cand
-    shipped = ", ".join(list_bundles()) or "none"
-    raise InputError(p, f"no such model bundle (shipped: {shipped})")
-
-
-def list_bundles(models_dir: Path = MODELS_DIR) -> list[str]:
-    """Names of the bundles in ``models_dir``."""
-    if not models_dir.is_dir():
-        return []
-    return sorted(d.name for d in models_dir.iterdir() if (d / "configs" / "metadata.json").is_file())
-
-
-def read_metadata(bundle: Path) -> dict:
-    path = bundle / "configs" / "metadata.json"
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg})") from None
-
-
-def safe_load_weights(path: str | Path, expected_sha256: str | None = None) -> dict:
-    """Read a weights file with ``weights_only=True`` after checking its sha256.
-
-    Raises:
-        InputError: missing file, checksum mismatch, pickled objects, or not a dict of tensors.
-    """
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "weights file is missing")
-    if expected_sha256 is not None:
-        got = sha256_of(path)
-        if got != expected_sha256:
-            raise InputError(path, f"sha256 {got[:16]}… does not match the bundle's {expected_sha256[:16]}… "
-                                   "(corrupt or tampered weights)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, f"refused: not plain tensor weights ({first[:160]})") from None
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(path, "refused: weights are not a state_dict of tensors")
-    return obj
-
-
-def load_bundle(name_or_path: str | Path = DEFAULT_MODEL, device=None):
-    """A :class:`~alsseg.seg.infer.Segmenter` from a bundle (checksum verified, weights_only)."""
-    from alsseg.seg.infer import build_segmenter
-
-    bundle = resolve_bundle(name_or_path)
-    meta = read_metadata(bundle)
-    spec = meta.get("alsseg")
-    if not isinstance(spec, dict):
-        raise InputError(bundle / "configs" / "metadata.json", "no 'alsseg' block (not an alsseg bundle)")
-    sha = meta.get("sha256", {}).get(WEIGHTS)
-    if not sha:
-        raise InputError(bundle / "configs" / "metadata.json", f"no sha256 recorded for {WEIGHTS}")
-    state = safe_load_weights(bundle / WEIGHTS, sha)
-    pre = recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
-    net = recipe_from_dict({"network": spec["network"]}).network
-    try:
-        return build_segmenter(state, pre, net, spec["patch_size"], spec.get("anatomy", "lowerleg"), device,
-                               {**meta, "name": meta.get("name", bundle.name), "path": str(bundle)})
-    except RuntimeError as exc:
-        raise InputError(bundle / WEIGHTS, f"weights do not fit the network ({str(exc).splitlines()[0][:160]})") from None
-
-
-def load_run_spec(run_dir: str | Path) -> dict:
-    """``RUN/run.json`` (recipe and data of a training run)."""
-    p = Path(run_dir) / "run.json"
-    if not p.is_file():
-        raise InputError(run_dir, "not a training run (no run.json)")
-    return json.loads(p.read_text())
-
-
-def load_checkpoint_segmenter(checkpoint: str | Path, device=None):
-    """A Segmenter from a run's checkpoint file (``RUN/checkpoints/best.pt`` or ``last.pt``)."""
-    from alsseg.seg.infer import build_segmenter
-
-    checkpoint = Path(checkpoint)
-    spec = load_run_spec(checkpoint.parent.parent)
-    recipe = recipe_from_dict(spec["recipe"])
-    pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
-    net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
-    state = safe_load_weights(checkpoint)
-    return build_segmenter(state, pre, net, recipe.train.patch_size, recipe.anatomy, device,
-                           {"name": str(checkpoint)})
+__all__ = ["DEFAULT_MODEL", "MODELS_DIR", "WEIGHTS", "export_bundle", "list_bundles", "load_run_spec",
+           "network_data_format", "read_metadata", "resolve_bundle", "safe_load_weights", "sha256_of"]
 
 
 def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str, context_slices: int = 0) -> dict:

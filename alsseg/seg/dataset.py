@@ -21,29 +21,19 @@ from __future__ import annotations
 import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from alsseg.io.atomic import write_text_atomic
+from alsseg.io.case import Case
 from alsseg.io.errors import InputError
 from alsseg.io.nifti import Image, load_nifti, save_nifti
 from alsseg.labels import Anatomy, load_anatomy
 
 #: value accepted in *input* side-specific label maps for "not annotated".
 UNANNOTATED_INPUT = 255
-
-
-@dataclass(frozen=True)
-class Case:
-    """One training case: an image and its side-specific label map on the same grid."""
-
-    case_id: str
-    image: Image
-    labels: np.ndarray  # (X, Y, Z) int, side-specific ids (0, 1..7, 11..17), 255 = not annotated
-    source: str = ""
 
 
 def ignore_label(anatomy: Anatomy) -> int:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from alsseg.io.errors import InputError
 from alsseg.io.nifti import Image
 from alsseg.labels import Anatomy, load_anatomy
 from alsseg.seg.postprocess import postprocess
 from alsseg.seg.preprocess import Prepared, prepare, restore_logits_slice
 from alsseg.seg.recipe import NetworkConfig, PreprocessConfig
+from alsseg.seg.store import DEFAULT_MODEL
 
 #: axial slices sent through a 2-D network at once (bounds memory on huge volumes).
 SLICE_CHUNK = 8
@@ -179,15 +181,11 @@ class Segmenter:
     @classmethod
     def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None) -> "Segmenter":
         """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``."""
-        from alsseg.seg.bundle import load_bundle
-
         return load_bundle(name_or_path, device=device)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device=None) -> "Segmenter":
         """Load ``RUN/checkpoints/{best,last}.pt`` of a training run."""
-        from alsseg.seg.bundle import load_checkpoint_segmenter
-
         return load_checkpoint_segmenter(checkpoint, device=device)
 
     def predict(self, image: Image, *, single_leg_side: str | None = None, clean: bool = True) -> Image:
@@ -235,3 +233,41 @@ def build_segmenter(state_dict: dict, preprocess: PreprocessConfig, network: Net
     model.load_state_dict(state_dict)
     model.to(device).eval()
     return Segmenter(model, preprocess, network, tuple(patch_size), anat, device, dict(metadata or {}))
+
+
+def load_bundle(name_or_path: str | Path = DEFAULT_MODEL, device=None) -> Segmenter:
+    """A :class:`~alsseg.seg.infer.Segmenter` from a bundle (checksum verified, weights_only)."""
+    from alsseg.seg.recipe import recipe_from_dict
+    from alsseg.seg.store import WEIGHTS, read_metadata, resolve_bundle, safe_load_weights
+
+    bundle = resolve_bundle(name_or_path)
+    meta = read_metadata(bundle)
+    spec = meta.get("alsseg")
+    if not isinstance(spec, dict):
+        raise InputError(bundle / "configs" / "metadata.json", "no 'alsseg' block (not an alsseg bundle)")
+    sha = meta.get("sha256", {}).get(WEIGHTS)
+    if not sha:
+        raise InputError(bundle / "configs" / "metadata.json", f"no sha256 recorded for {WEIGHTS}")
+    state = safe_load_weights(bundle / WEIGHTS, sha)
+    pre = recipe_from_dict({"preprocess": spec["preprocess"]}).preprocess
+    net = recipe_from_dict({"network": spec["network"]}).network
+    try:
+        return build_segmenter(state, pre, net, spec["patch_size"], spec.get("anatomy", "lowerleg"), device,
+                               {**meta, "name": meta.get("name", bundle.name), "path": str(bundle)})
+    except RuntimeError as exc:
+        raise InputError(bundle / WEIGHTS, f"weights do not fit the network ({str(exc).splitlines()[0][:160]})") from None
+
+
+def load_checkpoint_segmenter(checkpoint: str | Path, device=None) -> Segmenter:
+    """A Segmenter from a run's checkpoint file (``RUN/checkpoints/best.pt`` or ``last.pt``)."""
+    from alsseg.seg.recipe import recipe_from_dict
+    from alsseg.seg.store import load_run_spec, safe_load_weights
+
+    checkpoint = Path(checkpoint)
+    spec = load_run_spec(checkpoint.parent.parent)
+    recipe = recipe_from_dict(spec["recipe"])
+    pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
+    net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
+    state = safe_load_weights(checkpoint)
+    return build_segmenter(state, pre, net, recipe.train.patch_size, recipe.anatomy, device,
+                           {"name": str(checkpoint)})

@@ -167,7 +167,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     init_state = None
     init_name = None
     if init is not None:
-        from alsseg.seg.bundle import load_bundle
+        from alsseg.seg.infer import load_bundle
 
         seg = load_bundle(init, device="cpu")
         if recipe.train.init_preprocess == "bundle":
@@ -227,7 +227,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     it0, elapsed0, best = 0, 0.0, {"mean_dice": -1.0}
     if resume:
-        from alsseg.seg.bundle import safe_load_weights  # noqa: F401  (format check below)
+        from alsseg.seg.store import safe_load_weights  # noqa: F401  (format check below)
 
         ck = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])

@@ -1,4 +1,5 @@
-"""Elementary tests with confidence intervals (checked against scipy / statsmodels in the tests)."""
+"""Elementary statistics: BH-FDR, Hedges' g, correlations with CIs, two-group tests, a mixed
+model's fixed effect (checked against scipy / statsmodels in the tests)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-# ---------------------------------------------------------------------------------------------
-# elementary statistics (checked against scipy / statsmodels in the tests)
-# ---------------------------------------------------------------------------------------------
 
 def bh_fdr(p: np.ndarray | list) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (q-values); NaN entries stay NaN and are not counted.
@@ -187,6 +185,11 @@ def mixedlm_fixed_effect(data: pd.DataFrame, y: str, x: str, groups: str = "part
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# table helpers
+# ---------------------------------------------------------------------------------------------
+
+
 def paired_change(before: np.ndarray, after: np.ndarray, alpha: float = 0.05) -> dict:
     """Change ``after − before`` of paired values: mean with its t interval, paired t-test and
     Wilcoxon signed-rank test (two-sided), on the complete pairs only.
@@ -199,7 +202,7 @@ def paired_change(before: np.ndarray, after: np.ndarray, alpha: float = 0.05) ->
     -------
     dict with ``n``, ``mean_before``, ``mean_after``, ``mean_change``, ``sd_change``,
     ``change_ci_low``, ``change_ci_high``, ``paired_t``, ``paired_p``, ``wilcoxon_p`` (NaN where
-    n < 2, or n < 3 for the t interval; Wilcoxon NaN when every change is 0).
+    n < 3 or every change is equal).
     """
     a = np.asarray(before, float)
     b = np.asarray(after, float)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alsseg.stats.common import StatsOptions, _merge_motor, _muscle_order, session_order
+from alsseg.stats.analyses import StatsOptions, _merge_motor, _muscle_order, session_order
 from alsseg.stats.elementary import paired_change
 
 #: days in an average month (365.25 / 12).

@@ -167,8 +167,8 @@ def test_qc_lists_subjects_without_scans_and_scans_without_subjects(tiny_bids_wr
     assert ("failed fits", "sub-01_ses-01 TA_L") in kinds
 
 
-def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path, monkeypatch):
-    """Without a label map the session is segmented by the bundle's Segmenter (here a stand-in
+def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path):
+    """Without a label map the session is segmented by the segmenter passed in (here a stand-in
     that returns the true labels, so the wiring is tested without torch)."""
     from alsseg.io import Image
 
@@ -180,9 +180,8 @@ def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path, mo
             lab, _, _ = tiny_arrays()
             return Image(lab.astype(np.uint8), image.affine)
 
-    monkeypatch.setattr(pipeline, "_segmenter", lambda model: FakeSegmenter())
     opts = pipeline.PipelineOptions(model="fake-model", fit_t1=False)
-    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", opts, quiet=True)
+    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", opts, quiet=True, segmenter=FakeSegmenter())
     assert [r.status for r in res] == ["done"] * 3
     assert calls and all(c == (26, 14, 4, 17) for c in calls)  # the 4-D MESE goes to the model
     rec = json.loads((tmp_path / "d/sub-01/ses-01/sub-01_ses-01_alsseg.json").read_text())
@@ -234,3 +233,55 @@ def test_forced_rerun_that_fails_leaves_no_finished_marker(tiny_bids, tmp_path):
     assert not pipeline.marker_path(out, job).exists() and pipeline.failed_path(out, job).exists()
     _, status = pipeline.collect_tables(out)
     assert status.set_index("session").loc[job.name, "status"] == "failed"
+
+
+def test_process_session_computes_in_memory_and_write_session_writes_it(tiny_bids, tmp_path):
+    """process_session writes nothing; write_session turns its result into the same files
+    run_session writes."""
+    import os
+
+    _, jobs = pipeline.cohort_jobs(tiny_bids, GT)
+    job = jobs[0]
+    before = {p: p.stat().st_mtime_ns for p in tiny_bids.rglob("*")}
+    cwd_before = set(os.listdir(tmp_path))
+    stages = []
+    res = pipeline.process_session(job, GT, stage=stages.append)
+    assert stages == ["load", "segment", "fit_t2", "quantify"]
+    assert {p: p.stat().st_mtime_ns for p in tiny_bids.rglob("*")} == before and set(os.listdir(tmp_path)) == cwd_before
+    assert isinstance(res, pipeline.SessionResult) and res.labels.shape == (26, 14, 4)
+    assert {"t2_water_ms", "fat_fraction", "b1", "m0", "r2", "fit_ok", "t2_mono_ms"} <= set(res.maps)
+    row = res.table[res.table.label == 11].iloc[0]
+    assert row.t2_water_ms == pytest.approx(29.0, abs=0.5) and row.participant_id == "sub-01"
+    assert res.qc_png[:8] == b"\x89PNG\r\n\x1a\n" and set(res.stage_seconds) == set(stages)
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        pipeline.prepare_output(d, str(tiny_bids.resolve()), GT)
+    written = pipeline.write_session(res, a, GT)
+    ran = pipeline.run_session(job, b, GT)
+    assert [p.relative_to(a) for p in written] == [p.relative_to(b) for p in ran.outputs]
+    for p in written:
+        assert p.read_bytes() == (b / p.relative_to(a)).read_bytes(), p.name
+    assert pipeline.marker_path(a, job).is_file()
+
+
+def test_segmenter_is_passed_to_worker_processes(tiny_bids, tiny_arrays, tmp_path):
+    from alsseg.io import Image
+
+    class LabelsFromTruth:
+        def predict(self, image):
+            lab, _, _ = tiny_arrays()
+            return Image(lab.astype(np.uint8), image.affine)
+
+    opts = pipeline.PipelineOptions(model="no-such-model", fit_t1=False)
+    res = pipeline.run_cohort(tiny_bids, tmp_path / "d", opts, jobs=2, quiet=True, segmenter=LabelsFromTruth())
+    assert [r.status for r in res] == ["done"] * 3  # the bundle "no-such-model" was never loaded
+
+
+def test_bundle_segmenter_loads_on_first_use_and_pickles_without_its_model():
+    import pickle
+
+    seg = pipeline.BundleSegmenter("no-such-model")
+    assert pickle.loads(pickle.dumps(seg)).model == "no-such-model"
+    with pytest.raises(InputError, match="no such model bundle"):
+        seg.predict(None)

@@ -37,6 +37,8 @@ def _results(muscles, parts, motor, dates=True):
            {"kind": "failed fits", "where": "sub-02_ses-01 TA_R", "detail": "25 % of voxels failed"},
            {"kind": "failed fits", "where": "sub-03_ses-01 GL_L", "detail": "31 % of voxels failed"}]
     res["qc"] = pd.DataFrame(qc)
+    res.update(stats.report_tables(muscles, parts, motor if motor is not None else pd.DataFrame(
+        columns=["participant_id", "session_id", "side", "cmap_mv", "mvic_n"]), res["abnormal_counts"]))
     return res
 
 
@@ -186,6 +188,26 @@ def test_scatter_fits_patients_only_and_labels_have_units(cohort_tables, capture
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["all"]
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["control (n = 8)", "ALS (n = 11)", "all subjects (n = 19)"]
+
+
+def test_report_draws_only_what_stats_returns(cohort_tables):
+    """The report needs stats' per-subject tables, made for its focus muscle, and says so."""
+    from alsseg.report import html as report_html_module
+
+    assert set(report_html_module.REPORT_TABLES) == set(stats.REPORT_TABLES)
+    muscles, parts, motor = cohort_tables
+    res = stats.run_all(muscles, parts, motor, stats.StatsOptions(mixed_model=False))
+    res.update(muscles=muscles, status=pd.DataFrame(columns=["session", "status", "error"]), qc=pd.DataFrame())
+    with pytest.raises(ValueError, match="report_tables"):
+        build_report(res, parts, motor, [])
+    res.update(stats.report_tables(muscles, parts, motor, res["abnormal_counts"], focus_muscle="TA"))
+    with pytest.raises(ValueError, match="TA"):
+        build_report(res, parts, motor, [])
+    assert "TA t2_water_ms" in build_report(res, parts, motor, [], focus_muscle="TA")  # the subjects table of TA
+    tables = stats.report_tables(muscles, parts, motor, res["abnormal_counts"])
+    # the patients' change of the anterior compartment: one row per ALS subject with two visits
+    assert set(tables["change_subjects"]["participant_id"]) == set(parts[parts.group == "ALS"].participant_id)
+    assert list(tables["visit_order"]["session_id"]) == ["ses-01", "ses-02"]
 
 
 def test_session_strip_is_png():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from alsseg.io.errors import InputError
-from alsseg.seg.bundle import WEIGHTS, export_bundle, load_bundle, resolve_bundle, safe_load_weights, sha256_of
+from alsseg.seg.bundle import WEIGHTS, export_bundle, resolve_bundle, safe_load_weights, sha256_of
+from alsseg.seg.infer import load_bundle
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def test_torchrun_on_the_gpus(tmp_path, toy_dataset, tiny_recipe_file):
 def test_gpu_inference_agrees_with_cpu():
     """The shipped model on a synthetic subject: GPU and CPU label maps agree almost everywhere."""
     from alsseg.seg.infer import Segmenter
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     case = synthetic_subject_cases(300002, ["mese_e1"], grids_per_subject=1)[0]
     cpu = Segmenter.from_bundle("lowerleg-unet", device="cpu").predict(case.image).data

@@ -40,7 +40,7 @@ def test_heldout_synthetic_subject(segmenter, contrast):
     """A subject drawn with a seed never used in training: Dice floor well under the benchmark."""
     from alsseg.io import Image
     from alsseg.seg.evaluate import evaluate_labels
-    from alsseg.seg.sources import synthetic_subject_cases
+    from alsseg.cases import synthetic_subject_cases
 
     case = synthetic_subject_cases(300001, [contrast], grids_per_subject=1)[0]
     rows = evaluate_labels(segmenter.predict(case.image), Image(case.labels, case.image.affine), hd=False)

@@ -80,7 +80,8 @@ def test_fine_tuning_starts_from_the_bundle(tmp_path, tiny_run, toy_dataset, tin
 @pytest.mark.parametrize("mode", ["bundle", "recipe"])
 def test_fine_tuning_preprocessing_from_bundle_or_recipe(tmp_path, tiny_run, toy_dataset, tiny_recipe_file, mode):
     """train.init_preprocess: the bundle's spacing by default, the recipe's when asked (e.g. finer)."""
-    from alsseg.seg.bundle import export_bundle, load_bundle
+    from alsseg.seg.bundle import export_bundle
+    from alsseg.seg.infer import load_bundle
     from alsseg.seg.recipe import load_recipe
 
     run, _ = tiny_run

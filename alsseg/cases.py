@@ -1,8 +1,9 @@
-"""Where training cases come from: the synthetic generator (:mod:`alsseg.synth`) or a BIDS
+"""Where labelled cases come from: the synthetic generator (:mod:`alsseg.synth`) or a BIDS
 dataset with label maps under ``derivatives/<name>/…_desc-muscles_dseg.nii.gz``.
 
-Both yield :class:`~alsseg.seg.dataset.Case` objects (image + side-specific labels, same grid)
-that :func:`~alsseg.seg.dataset.write_dataset` stores in the nnU-Net raw layout.
+Both yield :class:`alsseg.io.case.Case` objects (image + side-specific labels, same grid), e.g.
+for :func:`alsseg.seg.dataset.write_dataset` (the nnU-Net raw layout). This module sits above
+both :mod:`alsseg.seg` and :mod:`alsseg.synth`, so neither imports the other.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from alsseg.io.errors import InputError
-from alsseg.seg.dataset import Case
+from alsseg.io.case import Case
 
 #: image kinds a BIDS session offers to the dataset builder.
 BIDS_IMAGES = ("mese", "anat")
