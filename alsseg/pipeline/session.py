@@ -80,6 +80,8 @@ class SessionResult:
     table : per-muscle table (:func:`alsseg.quant.quantify`) with ``participant_id`` and
         ``session_id`` first.
     qc_png : the QC thumbnail strip (PNG bytes), or None when figures are off.
+    overlay_pngs : every slice with the labels over it (:func:`alsseg.report.overlay.overlay_pages`,
+        PNG pages), empty when figures are off.
     stage_seconds : wall time per stage (``load``, ``segment``, ``fit_t2``, ``fit_t1``,
         ``quantify``), s.
     """
@@ -92,6 +94,7 @@ class SessionResult:
     table: "pd.DataFrame"
     qc_png: bytes | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    overlay_pngs: list = field(default_factory=list)
 
 
 def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
@@ -244,13 +247,19 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     table = quantify({k: v for k, v in maps.items()}, labels, ref3d.spacing_mm, options.quant)
     table.insert(0, "session_id", job.session or "")
     table.insert(0, "participant_id", job.subject)
-    png = None
+    end("quantify")
+    png, pages = None, []
     if options.figures:
+        begin("figures")
+        from alsseg.io.nifti import Image
         from alsseg.report.figures import session_strip
+        from alsseg.report.overlay import confidence_from_table, image_overlay_pages
 
         png = session_strip(*ras_slices(ref3d, labels, maps), title=f"{job.name} ({source_labels})")
-    end("quantify")
-    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times)
+        pages = image_overlay_pages(ref3d, Image(labels, ref3d.affine), title=f"{job.name} ({source_labels})",
+                                    confidence=confidence_from_table(table), columns=6, slices_per_page=24, dpi=72)
+        end("figures")
+    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times, pages)
 
 
 def ras_slices(ref3d, labels: np.ndarray, maps: dict):
