@@ -34,7 +34,7 @@ table.summary{font-size:13px} table.summary td{padding:4px 8px}
 .change{font-size:13px;margin:6px 0}
 ul.qc{margin:4px 0 8px;padding-left:20px;font-size:13px} ul.qc.info{font-size:12px;color:#444}
 details{margin:4px 0 10px} summary{cursor:pointer;color:#0b57a4;font-size:13px}
-.sessions{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:10px}
+.sessions{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:10px}
 .sessions figure{margin:0;border:1px solid #eee;padding:4px} .sessions img{width:100%;display:block}
 .sessions figcaption{font-size:12px}
 """

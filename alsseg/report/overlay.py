@@ -131,7 +131,8 @@ def overlay_pages(image: np.ndarray, labels: np.ndarray, spacing_mm=(1.0, 1.0, 1
                 if rr.size >= 6:
                     ax.text(cc.mean(), rr.mean(), info[lid][0], ha="center", va="center", fontsize=7,
                             color="white", path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
-            ax.set_title(f"slice {k + 1}/{nz} ({k * spacing_mm[2]:.0f} mm above slice 1)", fontsize=8, pad=2)
+            above = " (lowest)" if k == 0 else f" · {k * spacing_mm[2]:.0f} mm above slice 1"
+            ax.set_title(f"slice {k + 1}/{nz}{above}", fontsize=8, pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
             for x, y, t, ha, va in ((0.5, 0.99, "A", "center", "top"), (0.5, 0.01, "P", "center", "bottom"),

@@ -13,7 +13,7 @@ from alsseg.report.fmt import fmt_ci, fmt_num, fmt_p, fmt_r
 
 #: QC kinds that ask the user to do something (others are listed for information).
 QC_ACTION = ("session failed", "session incomplete", "failed fits", "odd volume", "scans without subject",
-             "low segmentation confidence", "dataset")
+             "low segmentation confidence")
 
 
 def missing_notes(participants: pd.DataFrame, motor: pd.DataFrame, results: dict) -> list[str]:
