@@ -12,8 +12,7 @@ import pandas as pd
 from alsseg.report.fmt import fmt_ci, fmt_num, fmt_p, fmt_r
 
 #: QC kinds that ask the user to do something (others are listed for information).
-QC_ACTION = ("session failed", "session incomplete", "failed fits", "odd volume", "scans without subject",
-             "low segmentation confidence")
+QC_ACTION = ("session failed", "session incomplete", "failed fits", "odd volume", "scans without subject")
 
 
 def missing_notes(participants: pd.DataFrame, motor: pd.DataFrame, results: dict) -> list[str]:
