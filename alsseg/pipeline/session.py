@@ -257,7 +257,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
 
         png = session_strip(*ras_slices(ref3d, labels, maps), title=f"{job.name} ({source_labels})")
         pages = image_overlay_pages(ref3d, Image(labels, ref3d.affine), title=f"{job.name} ({source_labels})",
-                                    confidence=confidence_from_table(table), columns=6, slices_per_page=24, dpi=72)
+                                    confidence=confidence_from_table(table), columns=4, slices_per_page=24, dpi=72)
         end("figures")
     return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times, pages)
 

@@ -42,11 +42,12 @@ def _plt():
     return plt
 
 
-def to_png(fig, dpi: int = 90) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
+def to_png(fig, dpi: int = 90, tight: bool = True) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (``tight``: crop to the drawn
+    content, which renders the figure twice)."""
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 

@@ -13,6 +13,10 @@ import numpy as np
 from alsseg.report.figures import _plt, to_png
 
 CONVENTIONS = ("radiological", "neurological")
+#: width of the legend column, inches.
+SIDE_IN = 3.0
+#: dark box behind the muscle names (white text stays readable on any muscle colour).
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.55, "linewidth": 0}
 
 
 def display(slice2d: np.ndarray, convention: str = "radiological") -> np.ndarray:
@@ -32,6 +36,8 @@ def orientation_text(convention: str) -> str:
 
 def _label_info(label_ids, confidence: dict | None):
     """``{id: (name, rgb 0-1, legend text)}`` from the shipped anatomy (unknown ids in grey)."""
+    import re
+
     from alsseg.labels import load_anatomy
 
     anat = load_anatomy()
@@ -41,7 +47,7 @@ def _label_info(label_ids, confidence: dict | None):
         lab = known.get(int(lid))
         name = lab.name if lab else f"label {int(lid)}"
         rgb = tuple(c / 255 for c in lab.muscle.colour) if lab else (0.6, 0.6, 0.6)
-        text = f"{name}  {lab.muscle.name}" if lab else name
+        text = f"{name}  {re.sub(r' [(].*[)]', '', lab.muscle.name)}" if lab else name
         conf = (confidence or {}).get(name)
         if conf is not None and np.isfinite(conf):
             text += f" · confidence {conf:.2f}"
@@ -83,7 +89,8 @@ def overlay_pages(image: np.ndarray, labels: np.ndarray, spacing_mm=(1.0, 1.0, 1
     A/P/R/L letters on every panel, the muscle names on the muscles, a legend and an intensity
     colour bar.
     """
-    from matplotlib import patheffects
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.patches import Patch
 
     plt = _plt()
@@ -104,56 +111,64 @@ def overlay_pages(image: np.ndarray, labels: np.ndarray, spacing_mm=(1.0, 1.0, 1
     left, right = ("R", "L") if convention == "radiological" else ("L", "R")
     aspect = spacing_mm[1] / spacing_mm[0]
     nz = img.shape[2]
+    grey = np.clip((np.nan_to_num(img, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
+    ph, pw_px = display(img[:, :, 0], convention).shape  # panel rows, columns (pixels)
+    gap, head = max(3, pw_px // 40), max(8, int(round(0.16 * ph)))  # between panels, title strip
     pages = []
     for start in range(0, nz, slices_per_page):
         ks = list(range(start, min(nz, start + slices_per_page)))
         ncol = min(columns, len(ks))
         nrow = int(np.ceil(len(ks) / ncol))
-        h_over_w = aspect * img.shape[1] / max(img.shape[0], 1)
-        pw = max(3.4, 9.0 / ncol)  # panel width, inches
-        panels_h = pw * h_over_w * nrow * 1.1
+        # one RGB montage, one image drawn: every slice in a single imshow (fast even for 24)
+        mont = np.ones((nrow * (ph + head), ncol * (pw_px + gap) - gap, 3))
+        origins = []
+        for i, k in enumerate(ks):
+            r0, c0 = (i // ncol) * (ph + head) + head, (i % ncol) * (pw_px + gap)
+            g = display(grey[:, :, k], convention)
+            rgb = np.repeat(g[..., None], 3, axis=2)
+            col = lut[display(np.clip(lab[:, :, k].astype(int), 0, len(lut) - 1), convention)]
+            rgb = rgb * (1 - col[..., 3:]) + col[..., :3] * col[..., 3:]
+            mont[r0:r0 + ph, c0:c0 + pw_px] = rgb
+            origins.append((k, r0, c0))
+        width_in = max(3.4, 9.0 / ncol) * ncol
+        panels_h = width_in * aspect * mont.shape[0] / mont.shape[1]
         legend_h = 0.2 * (len(info) + 1) + 1.2
         fig_h = max(panels_h, legend_h) + 0.6
-        fig = plt.figure(figsize=(pw * ncol + 3.4, fig_h))
-        top = 1 - 0.55 / fig_h
-        gs = fig.add_gridspec(nrow, ncol, wspace=0.04, hspace=0.14, left=0.01,
-                              right=pw * ncol / (pw * ncol + 3.4), top=top, bottom=max(0.02, top - panels_h / fig_h))
-        im = None
-        for i, k in enumerate(ks):
-            ax = fig.add_subplot(gs[i // ncol, i % ncol])
-            im = ax.imshow(display(img[:, :, k], convention), cmap="gray", vmin=lo, vmax=hi, aspect=aspect,
-                           interpolation="nearest")
-            sl = lab[:, :, k].astype(int)
-            ax.imshow(lut[display(np.clip(sl, 0, len(lut) - 1), convention)], aspect=aspect, interpolation="nearest")
-            shown = display(sl, convention)
+        fig = plt.figure(figsize=(width_in + SIDE_IN, fig_h))
+        top = 1 - 0.5 / fig_h
+        right_edge = width_in / (width_in + SIDE_IN)
+        ax = fig.add_axes([0.005, max(0.01, top - panels_h / fig_h), right_edge - 0.005, min(panels_h / fig_h, top - 0.01)])
+        ax.imshow(mont, aspect=aspect, interpolation="nearest")
+        ax.axis("off")
+        for k, r0, c0 in origins:
+            shown = display(lab[:, :, k].astype(int), convention)
             for lid in ids:
                 rr, cc = np.nonzero(shown == lid)
                 if rr.size >= 6:
-                    ax.text(cc.mean(), rr.mean(), info[lid][0], ha="center", va="center", fontsize=7,
-                            color="white", path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
+                    ax.text(c0 + cc.mean(), r0 + rr.mean(), info[lid][0], ha="center", va="center", fontsize=7,
+                            color="white", bbox=LABEL_BOX)
             above = " (lowest)" if k == 0 else f" · {k * spacing_mm[2]:.0f} mm above slice 1"
-            ax.set_title(f"slice {k + 1}/{nz}{above}", fontsize=8, pad=2)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for x, y, t, ha, va in ((0.5, 0.99, "A", "center", "top"), (0.5, 0.01, "P", "center", "bottom"),
-                                    (0.01, 0.5, left, "left", "center"), (0.99, 0.5, right, "right", "center")):
-                ax.text(x, y, t, transform=ax.transAxes, ha=ha, va=va, fontsize=9, color="yellow", weight="bold",
-                        path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
-        x0 = pw * ncol / (pw * ncol + 3.4) + 0.01
+            ax.text(c0 + pw_px / 2, r0 - 1, f"slice {k + 1}/{nz}{above}", ha="center", va="bottom", fontsize=8)
+            for x, y, t, ha, va in ((c0 + pw_px / 2, r0 + 1, "A", "center", "top"),
+                                    (c0 + pw_px / 2, r0 + ph - 2, "P", "center", "bottom"),
+                                    (c0 + 2, r0 + ph / 2, left, "left", "center"),
+                                    (c0 + pw_px - 2, r0 + ph / 2, right, "right", "center")):
+                ax.text(x, y, t, ha=ha, va=va, fontsize=9, color="yellow", weight="bold")
+        x0 = right_edge + 0.01
         handles = [Patch(facecolor=rgb, edgecolor="black", label=text) for _, rgb, text in info.values()]
         if handles:
             fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(x0, top), fontsize=7, frameon=False,
                        title="labels (colour = muscle)", title_fontsize=8, alignment="left")
         else:
             fig.text(x0, top, "no label in this image", va="top", fontsize=8)
-        if im is not None:
-            cax = fig.add_axes([x0 + 0.01, 0.6 / fig_h, 0.25 * 3.4 / (pw * ncol + 3.4), 0.12 / fig_h])
-            fig.colorbar(im, cax=cax, orientation="horizontal").set_label("image intensity (a.u.)", fontsize=7)
-            cax.tick_params(labelsize=6)
+        cax = fig.add_axes([x0 + 0.01, 0.6 / fig_h, 0.25 * SIDE_IN / (width_in + SIDE_IN), 0.12 / fig_h])
+        fig.colorbar(ScalarMappable(Normalize(lo, hi), "gray"), cax=cax,
+                     orientation="horizontal").set_label("image intensity (a.u.)", fontsize=7)
+        cax.tick_params(labelsize=6)
         page = f" · page {len(pages) + 1}/{int(np.ceil(nz / slices_per_page))}" if nz > slices_per_page else ""
         fig.suptitle(f"{title}{' · ' if title else ''}{orientation_text(convention)}{page}", fontsize=10,
                      x=0.01, ha="left", y=1 - 0.12 / fig_h, va="top")
-        pages.append(to_png(fig, dpi=dpi))
+        pages.append(to_png(fig, dpi=dpi, tight=False))
     return pages
 
 

@@ -33,7 +33,7 @@ def test_display_orientation():
 @pytest.fixture
 def captured(monkeypatch):
     figs = []
-    monkeypatch.setattr(overlay, "to_png", lambda fig, dpi=90: figs.append(fig) or b"\x89PNG fake")
+    monkeypatch.setattr(overlay, "to_png", lambda fig, dpi=90, tight=True: figs.append(fig) or b"\x89PNG fake")
     return figs
 
 
@@ -45,18 +45,22 @@ def test_every_slice_with_names_legend_and_colour_bar(captured):
     pages = overlay.overlay_pages(img, lab, (1.5, 1.5, 7.0), title="case", confidence={"TA_R": 0.91})
     assert len(pages) == 2 and len(captured) == 2  # 20 slices, 16 a page
     fig = captured[0]
-    panels = [ax for ax in fig.axes if ax.get_title().startswith("slice ")]
-    assert len(panels) == 16 and panels[0].get_title().startswith("slice 1/20")
-    assert len([ax for ax in captured[1].axes if ax.get_title().startswith("slice ")]) == 4
-    texts = [t.get_text() for t in panels[5].texts]
-    assert {"TA_R", "SOL_L", "A", "P", "R", "L"} <= set(texts)
-    # radiological: the right leg's TA is drawn on the left half of the panel
-    ta = [t for t in panels[5].texts if t.get_text() == "TA_R"][0]
-    assert ta.get_position()[0] < panels[5].images[0].get_array().shape[1] / 2
+    ax = fig.axes[0]  # one montage: every slice of the page in one image
+    titles = [t.get_text() for t in ax.texts if t.get_text().startswith("slice ")]
+    assert len(titles) == 16 and titles[0] == "slice 1/20 (lowest)" and titles[1] == "slice 2/20 · 7 mm above slice 1"
+    assert len([t for t in captured[1].axes[0].texts if t.get_text().startswith("slice ")]) == 4
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("TA_R") == 16 and texts.count("SOL_L") == 6  # on every slice where the muscle is
+    assert texts.count("A") == texts.count("P") == texts.count("R") == texts.count("L") == 16
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "TA_R  tibialis anterior · confidence 0.91" in legend and any(t.startswith("SOL_L") for t in legend)
-    assert any(ax.get_xlabel() == "image intensity (a.u.)" for ax in fig.axes)  # the colour bar
+    assert "TA_R  tibialis anterior · confidence 0.91" in legend and "SOL_L  soleus" in legend
+    assert any(a.get_xlabel() == "image intensity (a.u.)" for a in fig.axes)  # the colour bar
     assert "radiological view: anterior up" in fig._suptitle.get_text()
+    # the montage itself: TA_R (right, anterior) is drawn in the upper left of the first panel
+    mont = ax.images[0].get_array()
+    ta = [t for t in ax.texts if t.get_text() == "TA_R"][0].get_position()
+    first = [t for t in ax.texts if t.get_text() == "slice 1/20 (lowest)"][0].get_position()
+    assert ta[0] < first[0] and mont.shape[2] == 3
 
 
 def test_confidence_from_table_is_optional():
@@ -98,9 +102,7 @@ def test_qc_verb_writes_pngs_and_refuses_bad_input(tmp_path, capsys):
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 def test_qc_verb_on_a_real_outlined_slice(tmp_path, captured):
     assert main(["qc", str(SHARED / "pd.nii.gz"), str(SHARED / "pd_dseg.nii.gz"), "--out", str(tmp_path), "-q"]) == 0
-    fig = captured[0]
-    panel = [ax for ax in fig.axes if ax.get_title().startswith("slice ")][0]
-    pos = {t.get_text(): t.get_position() for t in panel.texts}
+    pos = {t.get_text(): t.get_position() for t in captured[0].axes[0].texts}
     # radiological: the right leg on the viewer's left, and within a leg GM lies medial to PER
     assert pos["TA_R"][0] < pos["TA_L"][0]
     assert pos["PER_R"][0] < pos["GM_R"][0] and pos["GM_L"][0] < pos["PER_L"][0]

@@ -142,7 +142,7 @@ def test_cohort_without_groups_or_motor_says_what_is_missing(cohort_tables, tmp_
 @pytest.fixture
 def captured_figures(monkeypatch):
     """Make the figure functions return the matplotlib figure instead of PNG bytes."""
-    monkeypatch.setattr(F, "to_png", lambda fig, dpi=90: fig)
+    monkeypatch.setattr(F, "to_png", lambda fig, dpi=90, tight=True: fig)
 
 
 def test_heat_map_text_readable_and_counts_integer(cohort_tables, captured_figures):

@@ -45,7 +45,7 @@ def test_tiny_cohort_loads_through_the_bids_reader(tiny_cohort):
     dates = ds.session_dates
     assert len(dates) == 5 and set(dates["source"].map(lambda p: p.rsplit("/", 1)[-1])) == {
         "sub-01_sessions.tsv", "sub-02_sessions.tsv", "sub-03_sessions.tsv"}
-    assert (dates["acq_time"].dt.weekday < 5).all()
+    assert (dates["acq_time"].dt.day_of_week < 5).all()
     for pid in ("sub-01", "sub-02"):
         d = dates[dates.participant_id == pid].set_index("session_id")["acq_time"]
         assert 4 * 30.4 - 25 < (d["ses-02"] - d["ses-01"]).days < 4 * 30.4 + 25
