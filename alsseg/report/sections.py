@@ -103,7 +103,7 @@ def _session_of(where: str) -> str:
 def _pattern(detail: str) -> str:
     """A QC detail with its numbers and muscle names blanked, so that equal findings group."""
     d = re.sub(r"\(([A-Z]{2,3}_[RL](, )?)+\)", "(…)", str(detail))
-    return re.sub(r"\d+(\.\d+)?", "#", d)
+    return re.sub(r"[-−]?\d+(\.\d+)?", "#", d)
 
 
 def qc_groups(qc: pd.DataFrame) -> pd.DataFrame:
