@@ -9,7 +9,7 @@ both :mod:`alsseg.seg` and :mod:`alsseg.synth`, so neither imports the other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -129,3 +129,54 @@ def synthetic_cases(seeds: Sequence[int], contrasts: Sequence[str], *, grids_per
     with ProcessPoolExecutor(workers) as ex:
         for cases in ex.map(fn, list(seeds)):
             yield from cases
+
+
+def check_dataset_request(out: str | Path, *, val_fraction: float = 0.2, sparse_every: int | None = None) -> None:
+    """Refuse a dataset request before any case is made.
+
+    Raises
+    ------
+    InputError
+        ``sparse_every`` < 1, ``val_fraction`` outside [0, 1), ``out`` already holds a dataset.
+    """
+    if sparse_every is not None and sparse_every < 1:
+        raise InputError(None, "--sparse-every must be >= 1")
+    if not 0 <= val_fraction < 1:
+        raise InputError(None, "--val-fraction must be in [0, 1)")
+    if (Path(out) / "dataset.json").exists():
+        raise InputError(out, "already holds a dataset.json; choose a new folder")
+
+
+def build_dataset(out: str | Path, cases: Iterable[Case], *, extra: dict | None = None, val_fraction: float = 0.2,
+                  seed: int = 0, sparse_every: int | None = None, progress: bool = False,
+                  write_threads: int = 1) -> Path:
+    """Write ``cases`` as a training dataset at ``out`` (:func:`alsseg.seg.dataset.write_dataset`),
+    atomically: built in a hidden sibling folder, then renamed, so nothing half-written is ever
+    left under ``out``.
+
+    Raises
+    ------
+    InputError
+        ``sparse_every`` < 1, ``val_fraction`` outside [0, 1), ``out`` already holds a dataset or
+        is not empty, or a case is bad (see ``write_dataset``).
+    """
+    import shutil
+    import tempfile
+
+    from alsseg.seg.dataset import write_dataset
+
+    check_dataset_request(out, val_fraction=val_fraction, sparse_every=sparse_every)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_dataset(tmp / "ds", cases, val_fraction=val_fraction, seed=seed, sparse_every=sparse_every,
+                      extra=extra, progress=progress, write_threads=write_threads)
+        if out.exists():
+            if any(out.iterdir()):
+                raise InputError(out, "exists and is not empty")
+            out.rmdir()
+        (tmp / "ds").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -93,17 +93,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_dataset(args) -> int:
+    from alsseg.cases import bids_cases, build_dataset, check_dataset_request, synthetic_cases
     from alsseg.io.errors import InputError
-    from alsseg.seg.dataset import write_dataset
-    from alsseg.cases import bids_cases, synthetic_cases
 
-    if args.sparse_every is not None and args.sparse_every < 1:
-        raise InputError(None, "--sparse-every must be >= 1")
-    if not 0 <= args.val_fraction < 1:
-        raise InputError(None, "--val-fraction must be in [0, 1)")
-    out = Path(args.out)
-    if (out / "dataset.json").exists():
-        raise InputError(out, "already holds a dataset.json; choose a new folder")
+    check_dataset_request(args.out, val_fraction=args.val_fraction, sparse_every=args.sparse_every)
     if args.synthetic is not None:
         if args.synthetic < 1:
             raise InputError(None, "--synthetic needs at least 1 subject")
@@ -117,23 +110,8 @@ def run_dataset(args) -> int:
     else:
         cases = bids_cases(args.bids, image=args.image, labels_from=args.labels_from)
         extra = {"source": str(Path(args.bids).resolve()), "image": args.image}
-    # build into a temporary sibling, then rename: nothing half-written under the final name
-    import shutil
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write_dataset(tmp / "ds", cases, val_fraction=args.val_fraction, seed=args.seed,
-                      sparse_every=args.sparse_every, extra=extra, progress=not args.quiet,
-                      write_threads=args.workers)
-        if out.exists():
-            if any(out.iterdir()):
-                raise InputError(out, "exists and is not empty")
-            out.rmdir()
-        (tmp / "ds").rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    out = build_dataset(args.out, cases, extra=extra, val_fraction=args.val_fraction, seed=args.seed,
+                        sparse_every=args.sparse_every, progress=not args.quiet, write_threads=args.workers)
     if not args.quiet:
         print(f"dataset written to {out}")
     return 0

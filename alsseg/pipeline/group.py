@@ -54,8 +54,6 @@ def run_stats(out_dir: str | Path, bids_root: str | Path | None = None, motor_ta
     -------
     ``{name: DataFrame}`` with ``muscles`` and ``status`` besides the statistics tables.
     """
-    import pandas as pd
-
     from alsseg import stats
     from alsseg.io.bids import BidsDataset
 
