@@ -108,8 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_stats)
 
     r = sub.add_parser("report", help="self-contained HTML report of a processed cohort",
-                       description="Write OUT/group/report.html: cohort table, box plots, scatter plots with "
-                       "fit lines, change plots, abnormal-muscle counts, QC findings, per-session thumbnails.")
+                       description="Write OUT/group/report.html: a summary of the founding study's findings beside "
+                       "this cohort's (estimate, 95 % CI, p), the QC warnings, then box plots, patients-only "
+                       "scatter plots, change between visits, abnormal-muscle counts, collapsed tables and "
+                       "per-session thumbnails that open every slice.")
     r.add_argument("out", help="derivative folder written by `alsseg cohort`")
     r.add_argument("--bids", help="source BIDS root (default: the one recorded in OUT)")
     add_quiet(r)

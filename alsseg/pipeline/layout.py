@@ -78,6 +78,13 @@ def qc_figure_path(out_dir: Path, job: SessionJob) -> Path:
     return session_dir(out_dir, job.subject, job.session) / "figures" / f"{job.name}_desc-qc.png"
 
 
+def overlay_figure_path(out_dir: Path, job: SessionJob, page: int = 1) -> Path:
+    """The session's full overlay (every slice), page ``page`` (1-based): ``…_desc-overlay.png``,
+    then ``…_desc-overlay2.png`` …"""
+    return (session_dir(out_dir, job.subject, job.session) / "figures"
+            / f"{job.name}_desc-overlay{'' if page == 1 else page}.png")
+
+
 def jsonable(o):
     """``o`` as it reads back from JSON (unknown objects as ``str``)."""
     return json.loads(json.dumps(o, default=str))

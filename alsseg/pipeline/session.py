@@ -98,6 +98,8 @@ class SessionResult:
         ``session_id`` first and ``seg_confidence`` / ``seg_confidence_low`` last
         (:func:`alsseg.quant.add_confidence`; NaN / n/a when the labels came from a file).
     qc_png : the QC thumbnail strip (PNG bytes), or None when figures are off.
+    overlay_pngs : every slice with the labels over it (:func:`alsseg.report.overlay.overlay_pages`,
+        PNG pages), empty when figures are off.
     stage_seconds : wall time per stage (``load``, ``segment``, ``fit_t2``, ``fit_t1``,
         ``quantify``), s.
     """
@@ -110,6 +112,7 @@ class SessionResult:
     table: "pd.DataFrame"
     qc_png: bytes | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    overlay_pngs: list = field(default_factory=list)
 
 
 def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
@@ -278,13 +281,19 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     table = add_confidence(table, confidence, LOW_CONFIDENCE, options.quant)
     table.insert(0, "session_id", job.session or "")
     table.insert(0, "participant_id", job.subject)
-    png = None
+    end("quantify")
+    png, pages = None, []
     if options.figures:
+        begin("figures")
+        from alsseg.io.nifti import Image
         from alsseg.report.figures import session_strip
+        from alsseg.report.overlay import confidence_from_table, image_overlay_pages
 
         png = session_strip(*ras_slices(ref3d, labels, maps), title=f"{job.name} ({source_labels})")
-    end("quantify")
-    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times)
+        pages = image_overlay_pages(ref3d, Image(labels, ref3d.affine), title=f"{job.name} ({source_labels})",
+                                    confidence=confidence_from_table(table), columns=4, slices_per_page=24, dpi=72)
+        end("figures")
+    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times, pages)
 
 
 def ras_slices(ref3d, labels: np.ndarray, maps: dict):
