@@ -39,6 +39,9 @@ MAPS: dict[str, MapName] = {m.name: m for m in (
     MapName("t2_water_ms", "T2map", "water", "ms", "water T2, two-component slice-profile EPG fit"),
     MapName("fat_fraction", "T2map", "fatfraction", "1", "fat fraction (0-1), two-component EPG fit"),
     MapName("b1", "T2map", "b1", "1", "transmit B1 scale (1 = nominal), EPG fit"),
+    MapName("b1_voxel", "T2map", "b1voxel", "1",
+            "transmit B1 scale of the voxel-wise first pass (1 = nominal); not used for the water T2 / fat "
+            "fraction maps of a smooth-B1 fit"),
     MapName("m0", "T2map", "m0", "a.u.", "proton density M0, EPG fit"),
     MapName("r2", "T2map", "r2", "1", "coefficient of determination of the EPG fit"),
     MapName("residual", "T2map", "residual", "a.u.", "RMS residual of the EPG fit over the echoes"),
@@ -57,7 +60,7 @@ MAPS: dict[str, MapName] = {m.name: m for m in (
 )}
 
 #: the maps of the EPG model, of the mono-exponential model and of a T1 fit (in writing order).
-EPG_NAMES = ("t2_water_ms", "fat_fraction", "b1", "m0", "r2", "residual", "flag")
+EPG_NAMES = ("t2_water_ms", "fat_fraction", "b1", "b1_voxel", "m0", "r2", "residual", "flag")
 MONO_NAMES = ("t2_mono_ms", "mono_r2", "mono_flag")
 T1_NAMES = ("t1_ms", "t1_m0", "t1_r2", "t1_flag", "t1_efficiency")
 

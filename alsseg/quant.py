@@ -8,9 +8,15 @@ voxel, never eroded), ``n_voxels_core`` (after erosion), ``n_voxels_t2`` (used f
 ``t2_water_ms`` (mean), ``t2_water_ms_median``, ``t2_water_ms_sd``, ``t2_water_ms_iqr``,
 ``fat_fraction`` (mean), ``fat_fraction_median``, ``b1`` (median), ``t1_ms`` (mean),
 ``t1_ms_median``, ``t2_mono_ms`` (mono-exponential T2 of the core voxels, the biased
-literature baseline), ``good_fit_fraction``, ``cut_fov`` (muscle present on the first or last
+literature baseline), ``good_fit_fraction``, ``fit_fail_fraction`` (share of core voxels whose
+EPG fit failed or sat at a bound: no finite water T2, or any bit of the ``fit_flag`` map — invalid
+data, T2 at the edge of its range, B1 at the edge of its range, not converged; above
+:data:`FIT_FAIL_QC_THRESHOLD` the report lists a QC finding), ``cut_fov`` (muscle present on the first or last
 slice: its volume is a lower bound), ``cut_inplane`` (touches the in-plane edge of the image),
-``n_slices`` (slices holding the muscle).
+``n_slices`` (slices holding the muscle). When the labels come from a model,
+:func:`add_confidence` appends ``seg_confidence`` (per-muscle confidence in [0, 1] of the
+segmentation, see ``alsseg.seg.confidence``; a group gets its lowest member's) and
+``seg_confidence_low`` (below the documented threshold: check that mask by eye).
 
 Defaults (:class:`QuantOptions`) and why:
 
@@ -39,13 +45,17 @@ import pandas as pd
 from alsseg.labels import Anatomy, load_anatomy
 
 #: map names understood by :func:`quantify` (other names are ignored).
-MAP_NAMES = ("t2_water_ms", "fat_fraction", "b1", "t1_ms", "t2_mono_ms", "fit_ok")
+MAP_NAMES = ("t2_water_ms", "fat_fraction", "b1", "t1_ms", "t2_mono_ms", "fit_ok", "fit_flag")
+
+#: a muscle whose ``fit_fail_fraction`` exceeds this gets a QC finding in the report: beyond one
+#: voxel in ten the muscle's median water T2 rests on a selected, possibly biased, subset.
+FIT_FAIL_QC_THRESHOLD = 0.10
 
 COLUMNS = (
     "label", "side", "muscle", "kind", "n_voxels", "volume_ml", "n_voxels_core", "n_voxels_t2",
     "t2_water_ms", "t2_water_ms_median", "t2_water_ms_sd", "t2_water_ms_iqr",
     "fat_fraction", "fat_fraction_median", "b1", "t1_ms", "t1_ms_median", "t2_mono_ms",
-    "good_fit_fraction", "cut_fov", "cut_inplane", "n_slices",
+    "good_fit_fraction", "fit_fail_fraction", "cut_fov", "cut_inplane", "n_slices",
 )
 
 
@@ -93,10 +103,27 @@ def _erode_inplane(mask: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.moveaxis(er, 0, axis)
 
 
+def fit_fail_fraction(t2_water_ms: np.ndarray | None, fit_flag: np.ndarray | None) -> float:
+    """Share of voxels ``(n,)`` whose fit failed or sat at a bound: water T2 not finite, or
+    ``fit_flag`` (uint8 bits of :mod:`alsseg.relax.t2`) non-zero; NaN for no voxel or no maps."""
+    if t2_water_ms is None and fit_flag is None:
+        return math.nan
+    n = (t2_water_ms if t2_water_ms is not None else fit_flag).size
+    if n == 0:
+        return math.nan
+    bad = np.zeros(n, bool)
+    if t2_water_ms is not None:
+        bad |= ~np.isfinite(t2_water_ms)
+    if fit_flag is not None:
+        bad |= np.asarray(fit_flag) != 0
+    return float(bad.mean())
+
+
 def _stats_row(values: dict[str, np.ndarray], n_core: int, fit_ok: np.ndarray | None,
                ff: np.ndarray | None, options: QuantOptions) -> dict:
     row: dict = {"n_voxels_core": n_core}
     t2 = values.get("t2_water_ms")
+    row["fit_fail_fraction"] = fit_fail_fraction(t2, values.get("fit_flag"))
     if t2 is not None:
         good = np.isfinite(t2)
         if fit_ok is not None:
@@ -142,7 +169,8 @@ def quantify(maps: dict[str, np.ndarray], labels: np.ndarray, spacing_mm,
     ----------
     maps : ``{name: (X, Y, Z) ndarray}`` on the label map's grid; names from
         :data:`MAP_NAMES`: ``t2_water_ms`` (ms), ``fat_fraction`` (0–1), ``b1`` (scale),
-        ``t1_ms`` (ms), ``t2_mono_ms`` (ms), ``fit_ok`` (bool, the EPG voxel fit succeeded).
+        ``t1_ms`` (ms), ``t2_mono_ms`` (ms), ``fit_ok`` (bool, the EPG voxel fit succeeded),
+        ``fit_flag`` (uint8 flag bits of the EPG fit).
         Any may be missing
         (its columns are then NaN); NaN voxels count as failed fits.
     labels : (X, Y, Z) integer label map (ids of the anatomy; 0 background).
@@ -257,3 +285,37 @@ def quantify_images(maps: dict, labels, options: QuantOptions = QuantOptions()) 
         return quantify(arrays, labels.data, labels.spacing_mm, options)
     except ValueError as exc:
         raise InputError(labels.path, str(exc)) from None
+
+
+#: columns :func:`add_confidence` appends.
+CONFIDENCE_COLUMNS = ("seg_confidence", "seg_confidence_low")
+
+
+def add_confidence(table: pd.DataFrame, confidence: dict[int, float] | None, threshold: float,
+                   options: QuantOptions = QuantOptions()) -> pd.DataFrame:
+    """The table with :data:`CONFIDENCE_COLUMNS` appended (a copy).
+
+    Parameters
+    ----------
+    table : a :func:`quantify` table.
+    confidence : ``{label id: confidence in [0, 1]}`` of the segmentation; ``None`` (labels not
+        from a model) or a missing id gives NaN and an unknown flag (``pd.NA``).
+    threshold : ``seg_confidence_low`` is ``seg_confidence < threshold``.
+
+    Group rows get the lowest confidence of their members present on that side.
+    """
+    anatomy = load_anatomy(options.anatomy)
+    confidence = confidence or {}
+    values = []
+    for _, r in table.iterrows():
+        if r["kind"] == "group":
+            ids = [anatomy.label_id(a, r["side"]) for a in anatomy.groups.get(r["muscle"], ())]
+            vals = [confidence[i] for i in ids if i in confidence]
+            values.append(min(vals) if vals else math.nan)
+        else:
+            values.append(float(confidence.get(int(r["label"]), math.nan)))
+    out = table.copy()
+    out["seg_confidence"] = values
+    out["seg_confidence_low"] = pd.array([pd.NA if math.isnan(v) else bool(v < threshold) for v in values],
+                                         dtype="boolean")
+    return out

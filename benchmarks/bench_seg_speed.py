@@ -4,7 +4,10 @@ A synthetic subject is rendered on a 256 x 256 x 30 grid (1.6 x 1.6 x 7 mm) and 
 NIfTI; then ``alsseg segment`` runs on it (a) in-process (model load + read + predict + write)
 and (b) as a fresh ``alsseg`` process (adds interpreter start and imports). Median of repeats.
 
-    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3 [--device cuda]
+    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3 [--device cuda] [--confidence]
+
+``--confidence`` also times ``alsseg segment --confidence`` (per-muscle confidence: a second,
+mirrored network pass), alternating with the plain runs so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", default="256,256,30")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (alsseg segment --threads)")
     ap.add_argument("--device", default="cpu", help="cpu (the target's machine) or cuda")
+    ap.add_argument("--confidence", action="store_true", help="also time segment --confidence")
     args = ap.parse_args(argv)
 
     from alsseg.io import save_nifti
@@ -43,28 +47,37 @@ def main(argv=None) -> int:
 
     from alsseg.cli import main as cli
 
-    t_in, t_sub = [], []
+    modes = {"": []} if not args.confidence else {"": [], "--confidence": []}
+    t_in = {m: [] for m in modes}
+    t_sub = {m: [] for m in modes}
     for r in range(args.repeats):
-        t = time.perf_counter()
-        assert cli(["segment", str(src), "--out", str(tmp / f"in{r}"), "--model", args.model, "-q",
-                    "--threads", str(args.threads), "--device", args.device]) == 0
-        t_in.append(time.perf_counter() - t)
+        for m in modes:
+            t = time.perf_counter()
+            assert cli(["segment", str(src), "--out", str(tmp / f"in{r}{m}"), "--model", args.model, "-q",
+                        "--threads", str(args.threads), "--device", args.device] + ([m] if m else [])) == 0
+            t_in[m].append(time.perf_counter() - t)
     for r in range(args.repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "alsseg", "segment", str(src), "--out", str(tmp / f"sub{r}"),
-                        "--model", args.model, "-q", "--threads", str(args.threads), "--device", args.device],
-                       check=True)
-        t_sub.append(time.perf_counter() - t)
+        for m in modes:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "alsseg", "segment", str(src), "--out", str(tmp / f"sub{r}{m}"),
+                            "--model", args.model, "-q", "--threads", str(args.threads), "--device", args.device]
+                           + ([m] if m else []), check=True)
+            t_sub[m].append(time.perf_counter() - t)
 
     print(f"# inference time, {shape[0]}x{shape[1]}x{shape[2]} NIfTI in -> label NIfTI out, model load "
           f"included; {machine()}, device {args.device}, {args.threads} torch thread(s), "
           f"median of {args.repeats}")
     print("| how | median s | all runs s |")
     print("|---|---|---|")
-    print(f"| in-process `alsseg.cli.main(['segment', ...])` | {np.median(t_in):.2f} | "
-          + ", ".join(f"{t:.2f}" for t in t_in) + " |")
-    print(f"| new process `python -m alsseg segment ...` | {np.median(t_sub):.2f} | "
-          + ", ".join(f"{t:.2f}" for t in t_sub) + " |")
+    for m in modes:
+        print(f"| in-process `alsseg.cli.main(['segment', ...{', ' + repr(m) if m else ''}])` | "
+              f"{np.median(t_in[m]):.2f} | " + ", ".join(f"{t:.2f}" for t in t_in[m]) + " |")
+    for m in modes:
+        print(f"| new process `python -m alsseg segment ...{' ' + m if m else ''}` | {np.median(t_sub[m]):.2f} | "
+              + ", ".join(f"{t:.2f}" for t in t_sub[m]) + " |")
+    if args.confidence:
+        print(f"confidence / plain: in-process {np.median(t_in['--confidence']) / np.median(t_in['']):.2f}x, "
+              f"new process {np.median(t_sub['--confidence']) / np.median(t_sub['']):.2f}x")
     return 0
 
 

@@ -32,6 +32,7 @@ VERB_MODULES = (
     "alsseg.cli.synth_cmd",
     "alsseg.cli.seg_cmd",
     "alsseg.cli.pipeline_cmd",
+    "alsseg.cli.qc_cmd",
 )
 
 EXIT_INPUT_ERROR = 2

@@ -23,9 +23,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="exclude voxels with fat fraction above FF from water T2 (default 0.7; 1 = off)")
     p.add_argument("--threads", type=positive_int, default=2, help="threads of the voxel fits (default 2)")
     p.add_argument("--no-figures", action="store_true", help="do not write per-session QC thumbnails")
-    p.add_argument("--slice-profile", metavar="RATIO,TRANSITION",
-                   help="MESE slice profile of your sequence: refocusing/excitation slice-width ratio and "
-                   "erf transition (slice widths), e.g. 1.2,0.12 (default: relax's default profile)")
+    p.add_argument("--slice-profile", metavar="PRESET|TBW_EXC,TBW_REF,RATIO|RATIO,TRANSITION",
+                   help="MESE slice profile of your sequence: a preset (siemens = default, sinc-tbw2, generic, ideal; "
+                   "docs/relax.md), Hanning-sinc pulse parameters, or an erf-edged slab, e.g. 1.2,0.12")
+    p.add_argument("--b1", choices=("smooth", "voxel"), default="smooth",
+                   help="smooth (default): a smooth B1 field per slice with water T2 refitted; voxel: one B1 per voxel")
 
 
 def _options(args, labels_from=None):
@@ -44,15 +46,11 @@ def _options(args, labels_from=None):
     max_ff = None if args.max_ff >= 1 else args.max_ff
     profile = None
     if args.slice_profile:
-        try:
-            ratio, trans = (float(v) for v in args.slice_profile.split(","))
-        except ValueError:
-            raise InputError(None, f"--slice-profile {args.slice_profile!r}: expected RATIO,TRANSITION e.g. 1.2,0.12") from None
-        if not (math.isfinite(ratio) and math.isfinite(trans) and 0 < ratio <= 10 and 0 < trans <= 1):
-            raise InputError(None, f"--slice-profile {args.slice_profile!r}: RATIO must be in (0, 10] and TRANSITION "
-                             "in (0, 1] slice widths (e.g. 1.2,0.12)")
-        profile = (ratio, trans)
-    return PipelineOptions(model=args.model, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile,
+        from alsseg.relax.profiles import parse_slice_profile
+
+        parse_slice_profile(args.slice_profile)  # refuse a bad value before any work
+        profile = args.slice_profile
+    return PipelineOptions(model=args.model, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile, b1=args.b1,
                            quant=QuantOptions(erode_voxels=args.erode, max_fat_fraction=max_ff),
                            figures=not args.no_figures, threads=args.threads)
 
@@ -110,8 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_stats)
 
     r = sub.add_parser("report", help="self-contained HTML report of a processed cohort",
-                       description="Write OUT/group/report.html: cohort table, box plots, scatter plots with "
-                       "fit lines, change plots, abnormal-muscle counts, QC findings, per-session thumbnails.")
+                       description="Write OUT/group/report.html: a summary of the founding study's findings beside "
+                       "this cohort's (estimate, 95 % CI, p), the QC warnings, then box plots, patients-only "
+                       "scatter plots, change between visits, abnormal-muscle counts, collapsed tables and "
+                       "per-session thumbnails that open every slice.")
     r.add_argument("out", help="derivative folder written by `alsseg cohort`")
     r.add_argument("--bids", help="source BIDS root (default: the one recorded in OUT)")
     add_quiet(r)
@@ -156,7 +156,7 @@ def _run_locked(args, job, root, opts, out) -> int:
             print(f"{job.name}: already finished in {out} (use --force to redo)")
         tsv = pipeline.bids_file(out, job.subject, job.session, "muscles", ext=".tsv")
         t = pd.read_csv(tsv, sep="\t", na_values="n/a")
-        cols = ["muscle", "side", "volume_ml", "t2_water_ms", "fat_fraction", "b1", "t1_ms", "good_fit_fraction", "cut_fov"]
+        cols = ["muscle", "side", "volume_ml", "t2_water_ms", "fat_fraction", "b1", "t1_ms", "fit_fail_fraction", "cut_fov"]
         print(t[[c for c in cols if c in t]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"{job.name}: {res.status} in {res.seconds:.1f} s → {tsv}")
     return 0

@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="water T2 search range, ms (default 10 100)")
     g.add_argument("--b1-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.5, 1.4),
                    help="B1 search range (default 0.5 1.4)")
+    g.add_argument("--slice-profile", metavar="PRESET|TBW_EXC,TBW_REF,RATIO|RATIO,TRANSITION",
+                   help="slice profile: a preset (siemens = default, sinc-tbw2, generic, ideal; docs/relax.md), "
+                   "Hanning-sinc pulse parameters or an erf-edged slab")
+    g.add_argument("--b1", choices=("smooth", "voxel"), default="smooth",
+                   help="smooth (default): a smooth B1 field per slice, water T2 / FF refitted with it held "
+                   "(desc-b1 = the field, desc-b1voxel = the first pass); voxel: one B1 per voxel")
     r = p.add_argument_group("run")
     r.add_argument("--jobs", "-j", type=positive_int, default=2, help="worker threads (default 2)")
     r.add_argument("--chunk-voxels", type=positive_int, default=16384, help="voxels per chunk (memory bound)")
@@ -73,8 +79,8 @@ def _t2_options(args):
                         echo_spacing_ms=args.echo_spacing_ms, tr_ms=args.tr_ms, refocus_deg=args.refocus_deg,
                         excite_deg=args.excite_deg, fat_t2_ms=args.fat_t2_ms, fat_mask=args.fat_mask,
                         water_t1_ms=args.water_t1_ms, fat_t1_ms=args.fat_t1_ms,
-                        t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range), threads=args.jobs,
-                        chunk_voxels=args.chunk_voxels)
+                        t2_range_ms=tuple(args.t2_range), b1_range=tuple(args.b1_range), b1=args.b1,
+                        slice_profile=args.slice_profile, threads=args.jobs, chunk_voxels=args.chunk_voxels)
 
 
 def _fit_t2(args) -> int:

@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--model", default="lowerleg-unet", help="bundle name or path (default lowerleg-unet)")
     s.add_argument("--probabilities", action="store_true", help="also write _desc-muscles_probseg (4-D)")
+    s.add_argument("--confidence", action="store_true",
+                   help="also write _desc-muscles_confidence.tsv: per-muscle confidence in [0, 1] "
+                        "(a second, mirrored network pass)")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     s.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "
@@ -141,7 +144,8 @@ def run_segment(args) -> int:
         if not args.quiet:
             print(line, file=sys.stderr)
 
-    segment_files(args.images, args.out, model=args.model, probabilities=args.probabilities, side=args.side,
+    segment_files(args.images, args.out, model=args.model, probabilities=args.probabilities,
+                  confidence=args.confidence, side=args.side,
                   device=args.device, threads=args.threads, progress=not args.quiet, log=log)
     return 0
 

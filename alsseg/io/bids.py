@@ -204,6 +204,14 @@ class BidsDataset:
                                  for c in MOTOR_COLUMNS})
         return read_motor_table(self._motor_path, known_subjects=known)
 
+    @cached_property
+    def session_dates(self):
+        """Acquisition date-time per session (:func:`alsseg.io.dates.session_dates`): ``sessions.tsv``
+        ``acq_time``, else ``scans.tsv``, else the MESE sidecar's ``AcquisitionDateTime``."""
+        from alsseg.io.dates import session_dates
+
+        return session_dates(self.sessions)
+
     def check_inputs(self, progress: bool = False) -> list[str]:
         """Load every session's series (MESE, T1, anatomical) and check their grids.
 

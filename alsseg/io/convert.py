@@ -18,7 +18,7 @@ _KIND_SUFFIX = {"EchoTime": "MESE", "InversionTime": "IRT1", "FlipAngle": "VFA",
 _KIND_ENTITY = {"EchoTime": "echo", "InversionTime": "inv", "FlipAngle": "flip", "RepetitionTime": "rep"}
 _COPY_FIELDS = ("Manufacturer", "ManufacturerModelName", "SeriesDescription", "ProtocolName", "SeriesNumber",
                 "SeriesInstanceUID", "PulseSequenceName", "SequenceName", "ScanningSequence", "MRAcquisitionType",
-                "PatientPosition", "ImageType")
+                "PatientPosition", "ImageType", "AcquisitionDateTime")
 
 
 def convert_dicom(dicom_dir: str | Path, out: str | Path, *, subject: str | None = None,

@@ -412,6 +412,24 @@ def _pixels(path: Path, frames: list[Frame]) -> np.ndarray:
     return arr
 
 
+def acquisition_datetime(ds) -> str | None:
+    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS`` of the acquisition: ``AcquisitionDateTime``, else
+    ``AcquisitionDate`` (or ``SeriesDate``, ``StudyDate``) with the matching time; None if absent."""
+    import re
+
+    text = str(ds.get("AcquisitionDateTime", "") or "")
+    if not text:
+        for d, t in (("AcquisitionDate", "AcquisitionTime"), ("SeriesDate", "SeriesTime"), ("StudyDate", "StudyTime")):
+            if ds.get(d):
+                text = str(ds.get(d)) + str(ds.get(t, "") or "")
+                break
+    m = re.match(r"(\d{4})(\d{2})(\d{2})(\d{2})?(\d{2})?(\d{2})?", text.strip())
+    if not m:
+        return None
+    y, mo, d, hh, mm, ss = (g or "00" for g in m.groups())
+    return f"{y}-{mo}-{d}T{hh}:{mm}:{ss}"
+
+
 def _series_header(ds, params: np.ndarray, folder: Path) -> dict:
     h: dict = {}
     for kw in ("SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName", "Manufacturer",
@@ -423,6 +441,9 @@ def _series_header(ds, params: np.ndarray, folder: Path) -> dict:
             h[kw] = _plain(v)
     if "SOPClassUID" in h:
         h["SOPClassName"] = getattr(ds.SOPClassUID, "name", str(ds.SOPClassUID))
+    when = acquisition_datetime(ds)
+    if when:
+        h["AcquisitionDateTime"] = when
     h["EnhancedMultiFrame"] = "PerFrameFunctionalGroupsSequence" in ds
     thick = _shared_or_top(ds, "PixelMeasuresSequence", "SliceThickness")
     if thick is not None:

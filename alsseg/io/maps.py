@@ -70,7 +70,7 @@ def write_maps(maps: dict, out_dir, prefix: str, *, descs: dict[str, str] | None
             data = data.astype(np.float32)
         save_nifti(img.with_data(data), path)
         side = {"Units": MAPS[k].units, "Description": MAPS[k].description}
-        side.update({key: img.meta[key] for key in ("Units", "Description") if key in img.meta})
+        side.update({key: img.meta[key] for key in ("Units", "Description", "B1Mode") if key in img.meta})
         side.update(provenance or {})
         write_text_atomic(path.with_name(path.name.replace(".nii.gz", ".json")),
                           json.dumps(jsonable(side), indent=2) + "\n")

@@ -28,6 +28,10 @@ class T2MapOptions:
     fat_t2_ms : fat T2, ms (None: the default); fat_mask : calibrate fat T2 on these voxels instead.
     water_t1_ms, fat_t1_ms : model T1s, ms (None: the defaults).
     t2_range_ms, b1_range : search ranges of water T2 (ms) and B1.
+    b1 : ``"smooth"`` (a smooth B1 field per slice, water T2 / FF / M0 refitted with it held; the
+        first pass is written as ``desc-b1voxel``) or ``"voxel"`` (one B1 per voxel).
+    slice_profile : a ``--slice-profile`` value (preset name, ``TBW_EXC,TBW_REF,RATIO`` or
+        ``RATIO,TRANSITION``; :func:`alsseg.relax.profiles.parse_slice_profile`); None: the default.
     threads : worker threads; chunk_voxels : voxels per chunk (memory bound).
     """
 
@@ -44,6 +48,8 @@ class T2MapOptions:
     fat_t1_ms: float | None = None
     t2_range_ms: tuple[float, float] = (10.0, 100.0)
     b1_range: tuple[float, float] = (0.5, 1.4)
+    b1: str = "smooth"
+    slice_profile: str | None = None
     threads: int = 2
     chunk_voxels: int = 16384
 
@@ -65,6 +71,16 @@ def _up_to_date(paths, source: Path) -> bool:
         return all(p.exists() and p.stat().st_mtime >= src for p in paths)
     except OSError:
         return False
+
+
+def _sidecar_says(path: Path, key: str):
+    """``key`` of a map's JSON sidecar (None when absent or unreadable)."""
+    import json
+
+    try:
+        return json.loads(Path(str(path).replace(".nii.gz", ".json")).read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_mese_for_fit(path: Path, echo_spacing_ms: float | None = None, tr_ms: float | None = None):
@@ -139,14 +155,25 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
     _check_destination(out_dir, prefix)
     series = load_mese_for_fit(mese, o.echo_spacing_ms, o.tr_ms)
     prefix = prefix or bids_prefix(series.source or mese)
-    keys = (list(EPG_NAMES) if o.model in ("epg", "both") else []) + \
+    if o.b1 not in ("smooth", "voxel"):
+        raise InputError(None, f"--b1 {o.b1!r}: choose smooth or voxel")
+    profile = None
+    if o.slice_profile is not None:
+        from alsseg.relax.profiles import parse_slice_profile
+
+        profile = parse_slice_profile(o.slice_profile)
+    epg_keys = [k for k in EPG_NAMES if k != "b1_voxel" or o.b1 == "smooth"]
+    keys = (epg_keys if o.model in ("epg", "both") else []) + \
            (list(MONO_NAMES) if o.model in ("mono", "both") else [])
     descs = mono_descs(o.mono_method, o.skip_first)
     paths = map_paths(out_dir, prefix, keys, descs)
-    if not force and _up_to_date(paths.values(), mese):
+    same_b1 = o.model == "mono" or _sidecar_says(paths["b1"], "B1Mode") == o.b1
+    if not force and same_b1 and _up_to_date(paths.values(), mese):
         return MapsOutcome(Path(out_dir), [], up_to_date=True)
     overrides = {k: getattr(o, k) for k in ("tr_ms", "refocus_deg", "excite_deg", "fat_t2_ms",
                                             "water_t1_ms", "fat_t1_ms") if getattr(o, k) is not None}
+    if profile is not None:
+        overrides["profile"] = profile
     if o.echo_spacing_ms is not None:
         overrides["echo_times_ms"] = o.echo_spacing_ms * np.arange(1, series.n_echoes + 1)
     acq = None
@@ -172,10 +199,12 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
         series = replace(series, echo_times_ms=overrides["echo_times_ms"])
     maps = fit_t2_volume(series, acq, mask, model=o.model, mono_method=o.mono_method,
                          skip_first=o.skip_first, n_jobs=o.threads, chunk_voxels=o.chunk_voxels,
-                         progress=progress, t2_range_ms=tuple(o.t2_range_ms), b1_range=tuple(o.b1_range))
+                         progress=progress, t2_range_ms=tuple(o.t2_range_ms), b1_range=tuple(o.b1_range),
+                         b1=o.b1)
     prov = {"Sources": [str(mese)], "Model": o.model, "MonoMethod": o.mono_method,
             "SkipFirstEcho": bool(o.skip_first), "T2RangeMs": list(o.t2_range_ms),
-            "B1Range": list(o.b1_range), "Acquisition": acquisition_provenance(acq),
+            "B1Range": list(o.b1_range), "B1Mode": o.b1, "SliceProfile": o.slice_profile or "siemens (default)",
+            "Acquisition": acquisition_provenance(acq),
             "EchoTimesMs": np.asarray(series.echo_times_ms, float).tolist()}
     written = write_maps(maps, out_dir, prefix, descs=descs, provenance=prov, inputs=[mese, mask, o.fat_mask])
     return MapsOutcome(Path(out_dir), written, int(np.isfinite(maps[keys[0]].data).sum()))

@@ -11,6 +11,7 @@ import numpy as np
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.pipeline.layout import GROUP_DIR, source_of
+from alsseg.quant import FIT_FAIL_QC_THRESHOLD
 
 
 def collect_tables(out_dir: str | Path):
@@ -71,7 +72,8 @@ def run_stats(out_dir: str | Path, bids_root: str | Path | None = None, motor_ta
     if muscles.empty:
         raise InputError(out_dir, "no finished session to analyse (run `alsseg cohort` first)")
     participants, motor = ds.participants, ds.motor
-    tables = stats.run_all(muscles, participants, motor, options or stats.StatsOptions())
+    tables = stats.run_all(muscles, participants, motor, options or stats.StatsOptions(),
+                           session_dates=ds.session_dates)
     group = out_dir / GROUP_DIR
     stats.write_tables(tables, group)
     write_text_atomic(group / "muscles.tsv", muscles.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
@@ -103,9 +105,14 @@ def qc_table(muscles, status, ds=None):
                                            "their volumes are those of the imaged slab"})
         for _, r in per.iterrows():
             where = f"{r['participant_id']}_{r['session_id']} {r['muscle']}_{r['side']}"
+            f = r.get("fit_fail_fraction", np.nan)
             g = r.get("good_fit_fraction", np.nan)
-            if np.isfinite(g) and g < 0.8:
-                rows.append({"kind": "failed fits", "where": where, "detail": f"{100 * (1 - g):.0f} % of voxels failed"})
+            if not np.isfinite(f) and np.isfinite(g):
+                f = 1.0 - g  # tables written before fit_fail_fraction existed
+            if np.isfinite(f) and f > FIT_FAIL_QC_THRESHOLD:
+                rows.append({"kind": "failed fits", "where": where,
+                             "detail": f"{100 * f:.0f} % of voxels failed or sat at a bound "
+                                       f"(threshold {100 * FIT_FAIL_QC_THRESHOLD:.0f} %): check the B1 / water T2 maps"})
         for (m, s), part in per.groupby(["muscle", "side"]):
             v = part["volume_ml"].astype(float)
             med = v.median()
@@ -154,11 +161,34 @@ def load_group_results(out_dir: str | Path) -> dict | None:
                            dtype={"participant_id": str, "session_id": str})
 
     res = {"muscles": read(group / "muscles.tsv"), "qc": read(group / "qc.tsv").fillna("")}
-    for name in ("group_comparison", "motor_correlation", "change_correlation", "abnormal_zscores", "abnormal_counts"):
+    for name in ("group_comparison", "motor_correlation", "change_correlation", "abnormal_zscores", "abnormal_counts",
+                 "change", "visit_intervals", "findings"):
         if (group / f"stats_{name}.tsv").is_file():
             res[name] = read(group / f"stats_{name}.tsv")
     _, res["status"] = collect_tables(out_dir)
     return res
+
+
+def overlay_links(out_dir: Path, thumbnails: list) -> dict:
+    """``{session name: [href, …]}``: each session's full overlay pages, relative to ``group/``."""
+    import os
+    import re
+
+    out = {}
+    for t in thumbnails:
+        name = Path(t).name.replace("_desc-qc.png", "")
+        pages = sorted(Path(t).parent.glob(f"{name}_desc-overlay*.png"),
+                       key=lambda p: int(re.sub(r"\D", "", p.stem.split("_desc-overlay")[-1]) or 1))
+        if pages:
+            out[name] = [os.path.relpath(p, Path(out_dir) / GROUP_DIR).replace(os.sep, "/") for p in pages]
+    return out
+
+
+def table_links(group: Path) -> dict:
+    """``{table name: href}`` of the TSV files in ``group/`` (``stats_X.tsv`` → ``X``)."""
+    links = {p.stem.removeprefix("stats_"): p.name for p in sorted(Path(group).glob("stats_*.tsv"))}
+    links.update({n: f"{n}.tsv" for n in ("muscles", "qc") if (Path(group) / f"{n}.tsv").is_file()})
+    return links
 
 
 def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: str | None = None,
@@ -188,5 +218,5 @@ def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: 
     thumbs = sorted(out_dir.glob("sub-*/**/figures/*_desc-qc.png"))
     res = {**res, **stats.report_tables(res["muscles"], ds.participants, ds.motor, res.get("abnormal_counts"))}
     html = build_report(res, ds.participants, ds.motor, thumbs, title=title or f"alsseg report — {root.name}",
-                        extra=extra)
+                        extra=extra, overlays=overlay_links(out_dir, thumbs), links=table_links(group))
     return write_text_atomic(out_dir / GROUP_DIR / "report.html", html)

@@ -64,6 +64,13 @@ def qc_figure_path(out_dir: Path, job: SessionJob) -> Path:
     return session_dir(out_dir, job.subject, job.session) / "figures" / f"{job.name}_desc-qc.png"
 
 
+def overlay_figure_path(out_dir: Path, job: SessionJob, page: int = 1) -> Path:
+    """The session's full overlay (every slice), page ``page`` (1-based): ``…_desc-overlay.png``,
+    then ``…_desc-overlay2.png`` …"""
+    return (session_dir(out_dir, job.subject, job.session) / "figures"
+            / f"{job.name}_desc-overlay{'' if page == 1 else page}.png")
+
+
 def is_done(out_dir: Path, job: SessionJob, options: PipelineOptions) -> bool:
     """True when the session's completion marker exists and was made with these options."""
     m = marker_path(out_dir, job)

@@ -22,7 +22,10 @@ class PipelineOptions:
     mask_margin_vox : the T2 fit covers the muscles dilated by this many voxels in-plane (maps
         are NaN elsewhere: fitting the whole field of view would only cost time).
     slice_profile : ``(refocus_width_ratio, transition)`` of the MESE slice profile when known
-        (the demo passes the simulator's); ``None``: relax's default (tuned on a Siemens scan).
+        (the demo passes the simulator's), or a ``--slice-profile`` text (a preset name,
+        ``TBW_EXC,TBW_REF,RATIO``; :func:`alsseg.relax.profiles.parse_slice_profile`); ``None``:
+        relax's default (tuned on a Siemens scan).
+    b1 : ``"smooth"`` (a smooth B1 field per slice, water T2 refitted with it held) or ``"voxel"``.
     mono_t2 : also fit the mono-exponential T2 (``_desc-mono_T2map``, column ``t2_mono_ms``),
         for comparison with older studies (it costs ~0.1 s per session).
     quant : per-muscle quantification options.
@@ -34,7 +37,8 @@ class PipelineOptions:
     labels_from: str | None = None
     fit_t1: bool = True
     mask_margin_vox: int = 2
-    slice_profile: tuple[float, float] | None = None
+    slice_profile: tuple[float, float] | str | None = None
+    b1: str = "smooth"
     mono_t2: bool = True
     quant: QuantOptions = field(default_factory=QuantOptions)
     figures: bool = True

@@ -49,8 +49,25 @@ class BundleSegmenter:
             self._segmenter = Segmenter.from_bundle(self.model)
         return self._segmenter.predict(image)
 
+    def predict_with_confidence(self, image: "Image"):
+        """``(labels, per-muscle confidence rows)``, see :meth:`alsseg.seg.Segmenter.predict_with_confidence`."""
+        if self._segmenter is None:
+            from alsseg.seg import Segmenter
+
+            self._segmenter = Segmenter.from_bundle(self.model)
+        return self._segmenter.predict_with_confidence(image)
+
     def __getstate__(self):
         return {"model": self.model, "_segmenter": None}
+
+
+def segment_with_confidence(segmenter: SegmenterLike, image: "Image") -> tuple[np.ndarray, dict | None]:
+    """``(labels (X, Y, Z), {label id: seg_confidence} or None)``: the confidence where the
+    segmenter gives one (``predict_with_confidence``), else None."""
+    if hasattr(segmenter, "predict_with_confidence"):
+        img, rows = segmenter.predict_with_confidence(image)
+        return np.asarray(img.data), {int(r["label"]): float(r["seg_confidence"]) for r in rows}
+    return np.asarray(segmenter.predict(image).data), None
 
 
 def shipped_model_available(model: str) -> bool:
@@ -78,8 +95,11 @@ class SessionResult:
         ``r2``, ``fit_ok`` (bool), ``t2_mono_ms`` (when asked), ``t1_ms`` (where a T1 series
         was fitted); NaN outside the fitted mask and where a fit failed.
     table : per-muscle table (:func:`alsseg.quant.quantify`) with ``participant_id`` and
-        ``session_id`` first.
+        ``session_id`` first and ``seg_confidence`` / ``seg_confidence_low`` last
+        (:func:`alsseg.quant.add_confidence`; NaN / n/a when the labels came from a file).
     qc_png : the QC thumbnail strip (PNG bytes), or None when figures are off.
+    overlay_pngs : every slice with the labels over it (:func:`alsseg.report.overlay.overlay_pages`,
+        PNG pages), empty when figures are off.
     stage_seconds : wall time per stage (``load``, ``segment``, ``fit_t2``, ``fit_t1``,
         ``quantify``), s.
     """
@@ -92,6 +112,7 @@ class SessionResult:
     table: "pd.DataFrame"
     qc_png: bytes | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    overlay_pngs: list = field(default_factory=list)
 
 
 def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
@@ -107,8 +128,8 @@ def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=st, iterations=n)
 
 
-def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | None = None
-           ) -> dict[str, np.ndarray]:
+def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, float] | str | None = None,
+           b1: str = "smooth") -> dict[str, np.ndarray]:
     """Two-component slice-profile EPG fit (water T2, FF, B1, M0, R²) of the masked voxels.
 
     Uses :class:`alsseg.relax.t2.EpgT2Model` with the acquisition read from the series' headers
@@ -117,29 +138,36 @@ def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, flo
     Returns
     -------
     ``{name: (X, Y, Z) ndarray}`` on the series grid: ``t2_water_ms``, ``fat_fraction``, ``b1``,
-    ``m0``, ``r2`` (NaN outside the mask and where the fit failed) and ``fit_ok`` (bool).
-    ``profile``: ``(refocus_width_ratio, transition)`` of the slice profile when it is known
-    (e.g. the simulator's); ``None`` keeps relax's default profile.
+    ``m0``, ``r2`` (NaN outside the mask and where the fit failed), ``fit_ok`` (bool) and
+    ``fit_flag`` (uint8 flag bits). ``profile``: ``(refocus_width_ratio, transition)`` of the
+    slice profile when it is known (e.g. the simulator's) or a ``--slice-profile`` text; ``None``
+    keeps relax's default profile. ``b1``: ``"smooth"`` or ``"voxel"``
+    (:meth:`alsseg.relax.t2.EpgT2Model.fit`).
     """
     from alsseg.relax.acquisition import MeseAcquisition
     from alsseg.relax.epg import SliceProfile
+    from alsseg.relax.profiles import parse_slice_profile
     from alsseg.relax.t2 import EpgT2Model
+    from alsseg.relax.volume import slice_axis_of
 
     over = {}
-    if profile is not None:
+    if isinstance(profile, str):
+        over["profile"] = parse_slice_profile(profile)
+    elif profile is not None:
         over["profile"] = SliceProfile.smooth(n_positions=24, transition=float(profile[1]),
                                               refocus_width_ratio=float(profile[0]), extent=1.0)
     acq = MeseAcquisition.from_series(series, **over)
-    fit = EpgT2Model(acq).fit(series.image.data, mask, n_jobs=threads)
+    fit = EpgT2Model(acq).fit(series.image.data, mask, b1=b1, slice_axis=slice_axis_of(series.image), n_jobs=threads)
     out = {k: np.asarray(fit.maps[k]) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2") if k in fit.maps}
     out["fit_ok"] = np.asarray(fit.success, bool)
+    out["fit_flag"] = np.asarray(fit.flag, np.uint8)
     return out
 
 
 def fit_t2_mono(series, mask: np.ndarray, threads: int = 2) -> np.ndarray:
     """Mono-exponential T2 (weighted log-linear, every echo), ms: the biased baseline of older
     studies (Bryan et al. 1998 included), kept for comparison; NaN where it failed."""
-    from alsseg.relax.t2 import MonoExpT2Model
+    from alsseg.relax.mono import MonoExpT2Model
 
     fit = MonoExpT2Model(series.echo_times_ms, "loglinear").fit(series.image.data, mask, n_jobs=threads)
     t2 = np.asarray(fit.t2_ms, float)
@@ -186,7 +214,8 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     """
     from alsseg.io import load_mese, load_nifti, load_t1_series
     from alsseg.io.nifti import Image, same_grid
-    from alsseg.quant import quantify
+    from alsseg.quant import add_confidence, quantify
+    from alsseg.seg.confidence import LOW_CONFIDENCE
 
     stage = stage or (lambda s: None)
     times: dict[str, float] = {}
@@ -210,6 +239,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     end("load")
 
     begin("segment")
+    confidence = None
     if job.labels is not None:
         lab_img = load_nifti(job.labels, ndim=3, dtype=None)
         if not same_grid(ref3d, lab_img):
@@ -226,7 +256,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
         source_labels = Path(job.labels).name
     else:
         seg = segmenter if segmenter is not None else BundleSegmenter(options.model)
-        labels = np.asarray(seg.predict(series.image).data)
+        labels, confidence = segment_with_confidence(seg, series.image)
         source_labels = f"model {options.model}"
     labels = labels.astype(np.int16)
     if not (labels > 0).any():
@@ -236,7 +266,7 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
     begin("fit_t2")
     slice_axis = int(np.argmax(ref3d.spacing_mm)) if len(set(np.round(ref3d.spacing_mm, 3))) > 1 else 2
     mask = dilate_inplane(labels > 0, options.mask_margin_vox, slice_axis)
-    maps = fit_t2(series, mask, options.threads, options.slice_profile)
+    maps = fit_t2(series, mask, options.threads, options.slice_profile, options.b1)
     if options.mono_t2:
         maps["t2_mono_ms"] = fit_t2_mono(series, mask, options.threads)
     end("fit_t2")
@@ -248,15 +278,22 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
 
     begin("quantify")
     table = quantify({k: v for k, v in maps.items()}, labels, ref3d.spacing_mm, options.quant)
+    table = add_confidence(table, confidence, LOW_CONFIDENCE, options.quant)
     table.insert(0, "session_id", job.session or "")
     table.insert(0, "participant_id", job.subject)
-    png = None
+    end("quantify")
+    png, pages = None, []
     if options.figures:
+        begin("figures")
+        from alsseg.io.nifti import Image
         from alsseg.report.figures import session_strip
+        from alsseg.report.overlay import confidence_from_table, image_overlay_pages
 
         png = session_strip(*ras_slices(ref3d, labels, maps), title=f"{job.name} ({source_labels})")
-    end("quantify")
-    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times)
+        pages = image_overlay_pages(ref3d, Image(labels, ref3d.affine), title=f"{job.name} ({source_labels})",
+                                    confidence=confidence_from_table(table), columns=4, slices_per_page=24, dpi=72)
+        end("figures")
+    return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times, pages)
 
 
 def ras_slices(ref3d, labels: np.ndarray, maps: dict):

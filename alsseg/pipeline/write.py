@@ -16,8 +16,8 @@ import numpy as np
 from alsseg import __version__
 from alsseg.io.atomic import write_bytes_atomic, write_text_atomic
 from alsseg.maps import MAPS
-from alsseg.pipeline.layout import (SESSION_MAPS, bids_file, failed_path, jsonable, marker_path, qc_figure_path,
-                                    session_dir)
+from alsseg.pipeline.layout import (SESSION_MAPS, bids_file, failed_path, jsonable, marker_path,
+                                    overlay_figure_path, qc_figure_path, session_dir)
 from alsseg.pipeline.options import PipelineOptions, SessionJob
 from alsseg.pipeline.session import SessionResult
 
@@ -40,7 +40,7 @@ def write_session(result: SessionResult, out_dir: Path, options: PipelineOptions
     Writes the label map, each map of ``result.maps`` named in :data:`~alsseg.pipeline.layout.SESSION_MAPS` (file name, units and description from
     :data:`alsseg.maps.MAPS`; float32, bool
     as uint8) with its JSON sidecar, the per-muscle TSV, the QC figure (when ``result.qc_png``),
-    then ``…_alsseg.json`` (inputs, options, seconds per stage including ``write``).
+    the full overlay pages, then ``…_alsseg.json`` (inputs, options, seconds per stage including ``write``).
 
     Returns
     -------
@@ -69,6 +69,8 @@ def write_session(result: SessionResult, out_dir: Path, options: PipelineOptions
                                                               float_format="%.6g")))
     if result.qc_png is not None:
         outputs.append(write_bytes_atomic(qc_figure_path(out_dir, job), result.qc_png))
+    for page, png in enumerate(result.overlay_pngs, start=1):
+        outputs.append(write_bytes_atomic(overlay_figure_path(out_dir, job, page), png))
     seconds = {**result.stage_seconds, "write": round(time.perf_counter() - t0, 3)}
     rec = {"session": job.name, "version": __version__, "options": jsonable(options.fingerprint()),
            "inputs": {"mese": str(job.mese), "t1": str(job.t1) if job.t1 else None, "labels": result.label_source},

@@ -20,10 +20,12 @@ def default_profile() -> SliceProfile:
     with its flip-angle profile approximated as twice that of the same pulse at 90°, refocusing
     slab 0.9 × the excitation slab, 32 positions over ``z ∈ [0, 1.5]`` slice widths. Of the
     profiles scanned on the muscle voxels of ``../shared/data/mese-leg-3t`` this one left the
-    smallest median fit residual (``docs/relax.md``).
+    smallest median fit residual (``docs/relax.md``). The ``siemens`` preset of
+    :mod:`alsseg.relax.profiles`.
     """
-    return SliceProfile.sinc_pulses(tbw_excite=3.0, tbw_refocus=2.5, refocus_width_ratio=0.9,
-                                    n_positions=32, extent=1.5, refocus_from_90=True)
+    from alsseg.relax.profiles import DEFAULT_SLICE_PROFILE, preset_profile
+
+    return preset_profile(DEFAULT_SLICE_PROFILE)
 
 
 @dataclass(frozen=True, eq=False)

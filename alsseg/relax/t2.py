@@ -4,8 +4,8 @@ Two-component slice-profile EPG (Marty et al., NMR Biomed 2016; Weigel, JMRI 201
 
     S(TE_n) = M0 · [(1 − FF) · EPG_n(T2w, T1w, B1) + FF · EPG_n(T2f, T1f, B1)]
 
-fitted for water T2, fat fraction FF, B1 and M0, and mono-exponential baselines
-``S = M0 · exp(−TE/T2) [+ C]`` (log-linear, NLLS, NLLS with offset).
+fitted for water T2, fat fraction FF, B1 and M0 (the mono-exponential baselines are in
+:mod:`alsseg.relax.mono`; the smooth-B1 fit in :mod:`alsseg.relax.b1`).
 
 The EPG fit is variable projection followed by continuous refinement:
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from alsseg.io.errors import InputError
 from alsseg.relax._chunks import map_chunks
-from alsseg.relax._lm import batched_lm, orthonormal_pairs, parabolic_peak
+from alsseg.relax._lm import batched_lm, orthonormal_pairs
 from alsseg.relax.acquisition import MeseAcquisition
 from alsseg.relax.dictionary import EpgDictionary
 from alsseg.relax.epg import cpmg_echoes
@@ -39,6 +39,9 @@ FLAG_INVALID_DATA = 1      # all-zero, negative or non-finite echoes: not fitted
 FLAG_T2_AT_BOUND = 2       # water T2 (or mono T2) pinned at the edge of its range
 FLAG_B1_AT_BOUND = 4       # B1 pinned at the edge of its range
 FLAG_NOT_CONVERGED = 8     # the refinement did not converge within its iterations
+
+#: B1 handling of :meth:`EpgT2Model.fit`: a smooth field per slice (default) or one B1 per voxel.
+B1_MODES = ("smooth", "voxel")
 
 
 def _check_data(data, mask, n_echoes: int, path=None):
@@ -406,181 +409,47 @@ class EpgT2Model:
         out["flag"] = flag
         return out
 
-    def fit(self, data, mask=None, *, chunk_voxels: int = 16384, n_jobs: int = 1,
-            progress: bool = False) -> EpgT2Fit:
+    def fit(self, data, mask=None, *, b1: str = "smooth", slice_axis: int = 2, chunk_voxels: int = 16384,
+            n_jobs: int = 1, progress: bool = False) -> EpgT2Fit:
         """Fit every masked voxel.
 
         Parameters
         ----------
         data : (..., n_echoes) ndarray
-            Magnitude echo trains, echo axis last.
+            Magnitude echo trains, echo axis last. ``b1='smooth'`` needs an image grid:
+            ``(X, Y, n_echoes)`` or ``(X, Y, Z, n_echoes)``.
         mask : (...) bool ndarray, optional
             Voxels to fit (default: all).
+        b1 : {'smooth', 'voxel'}
+            ``'smooth'``: first pass, a smooth B1 field per slice, refit with B1 held to it
+            (:mod:`alsseg.relax.b1`; the first pass is kept as ``b1_voxel``). ``'voxel'``: every
+            voxel fits its own B1 (one pass; a list of voxels ``(N, n_echoes)`` needs this).
+        slice_axis : int
+            Through-plane axis of a 3-D grid (``b1='smooth'``).
         chunk_voxels, n_jobs, progress :
             Chunk size (memory bound), worker threads, tqdm progress bar.
 
         Returns
         -------
         EpgT2Fit
+
+        Raises
+        ------
+        InputError
+            Unknown ``b1``, or ``b1='smooth'`` on data without a 2-D or 3-D grid.
         """
         data, mask = _check_data(data, mask, self.acq.n_echoes)
+        if b1 not in B1_MODES:
+            raise InputError(None, f"unknown B1 mode {b1!r} (choose {' or '.join(B1_MODES)})")
+        if b1 == "smooth":
+            if data.ndim not in (3, 4):
+                raise InputError(None, f"a smooth B1 field needs an image grid (X, Y[, Z], echoes); the data have "
+                                 f"shape {data.shape}: use b1='voxel' for a list of voxels")
+            from alsseg.relax.b1 import fit_smooth_b1
+
+            maps = fit_smooth_b1(self, data, mask, slice_axis=slice_axis if data.ndim == 4 else 2,
+                                 chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
+            return EpgT2Fit(self, maps, mask)
         vals = map_chunks(self.fit_voxels, data[mask], chunk_voxels=chunk_voxels, n_jobs=n_jobs,
                           progress=progress, desc="EPG T2 fit")
         return EpgT2Fit(self, _Fit._scatter(mask, vals), mask)
-
-
-# ====================================================================== mono-exponential
-class MonoExpT2Fit(_Fit):
-    """Result of :meth:`MonoExpT2Model.fit`: ``t2_ms``, ``m0``, ``offset``, ``r2``, ``residual``,
-    ``flag``, ``success`` (``(...)`` arrays)."""
-
-    def predict(self) -> np.ndarray:
-        """``(..., n_echoes)`` model echo trains at the model's echo times."""
-        te = self.model.echo_times_ms
-        t2, m0, c = (self.maps[k][..., None] for k in ("t2_ms", "m0", "offset"))
-        return m0 * np.exp(-te / t2) + np.nan_to_num(c)
-
-
-class MonoExpT2Model:
-    """Mono-exponential T2: ``S(TE) = M0 · exp(−TE/T2) [+ C]``.
-
-    Parameters
-    ----------
-    acq : MeseAcquisition or array_like
-        The acquisition, or the echo times in ms (any spacing).
-    method : {'loglinear', 'nlls', 'nlls_offset'}
-        Weighted log-linear least squares (weights S², i.e. the first-order noise propagation),
-        nonlinear least squares, or NLLS with a constant offset ``C``.
-    skip_first : bool
-        Drop echo 1 (the echo least affected by stimulated echoes is the *first*, but the usual
-        practice with imperfect refocusing is to discard it because it lacks the stimulated-echo
-        contribution of the later ones).
-    noise_floor : float, optional
-        Rician noise standard deviation σ (signal units). The data are corrected by
-        ``√max(S² − 2σ², 0)`` (the second-moment correction of Miller & Joseph, 1993) before fitting.
-    t2_range_ms : (float, float)
-        Range of T2 searched, ms.
-    """
-
-    def __init__(self, acq, method: str = "loglinear", skip_first: bool = False,
-                 noise_floor: float | None = None, t2_range_ms=(1.0, 3000.0)):
-        if method not in ("loglinear", "nlls", "nlls_offset"):
-            raise InputError(None, f"unknown mono-exponential method {method!r} "
-                             "(choose loglinear, nlls or nlls_offset)")
-        te = acq.echo_times_ms if isinstance(acq, MeseAcquisition) else np.asarray(acq, float).ravel()
-        self.acq = acq if isinstance(acq, MeseAcquisition) else None
-        self.echo_times_ms = te
-        self.method = method
-        self.skip_first = bool(skip_first)
-        if noise_floor is not None and not (np.isfinite(noise_floor) and noise_floor >= 0):
-            raise InputError(None, f"noise floor must be ≥ 0 (got {noise_floor})")
-        self.noise_floor = noise_floor
-        lo, hi = t2_range_ms
-        if not (0 < lo < hi):
-            raise InputError(None, f"empty or invalid T2 range {t2_range_ms} ms")
-        self.t2_range_ms = (float(lo), float(hi))
-        n_par = 3 if method == "nlls_offset" else 2
-        n_used = te.size - int(self.skip_first)
-        if n_used <= n_par:
-            raise InputError(None, f"{n_used} echoes cannot determine the {n_par} parameters of the "
-                             f"{method} mono-exponential fit")
-        self._sel = np.arange(int(self.skip_first), te.size)
-        t = te[self._sel]
-        self._grid_log = np.arange(np.log(lo), np.log(hi) + 0.02, 0.02)
-        atoms = np.exp(-t[None, :] / np.exp(self._grid_log)[:, None])
-        ones = np.ones_like(atoms) if method == "nlls_offset" else None
-        q1, q2 = orthonormal_pairs(atoms, ones)
-        self._q = np.concatenate([q1, q2]).T if q2 is not None else q1.T
-
-    def _fun(self, t, offset: bool):
-        def f(p):
-            e = np.exp(-t[None, :] * p[:, 1:2])  # p[:, 1] = R2 = 1/T2 (1/ms)
-            m = p[:, 0:1] * e
-            cols = [e, -t[None, :] * m]
-            if offset:
-                m = m + p[:, 2:3]
-                cols.append(np.ones_like(e))
-            return m, np.stack(cols, axis=2)
-        return f
-
-    def fit_voxels(self, y: np.ndarray) -> dict[str, np.ndarray]:
-        """Fit ``y (N, n_echoes)``; returns ``(N,)`` arrays (see :class:`MonoExpT2Fit`)."""
-        y = np.asarray(y, np.float64)
-        n = y.shape[0]
-        out = {k: np.full(n, np.nan) for k in ("t2_ms", "m0", "offset", "r2", "residual")}
-        flag = np.full(n, FLAG_INVALID_DATA, np.uint8)
-        valid = _valid_rows(y)
-        t = self.echo_times_ms[self._sel]
-        lo, hi = self.t2_range_ms
-        if valid.any():
-            yall = y[valid]
-            ys = yall[:, self._sel]
-            if self.noise_floor:
-                ys = np.sqrt(np.maximum(ys ** 2 - 2 * self.noise_floor ** 2, 0.0))
-            scale = np.maximum(ys.max(axis=1), 1e-30)
-            yn = ys / scale[:, None]
-            offset = np.zeros(len(yn))
-            conv = np.ones(len(yn), bool)
-            if self.method == "loglinear":
-                w = yn ** 2  # WLS weights: var(log S) ≈ σ²/S²
-                ly = np.log(np.where(yn > 0, yn, 1.0))
-                sw, st, stt = w.sum(1), w @ t, w @ t ** 2
-                sy, sty = (w * ly).sum(1), (w * ly) @ t
-                det = sw * stt - st ** 2
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    slope = (sw * sty - st * sy) / det
-                    icpt = (stt * sy - st * sty) / det
-                    t2 = -1.0 / slope
-                amp = np.exp(icpt)
-                bad = ~(np.isfinite(t2) & (t2 > 0) & (np.count_nonzero(w, axis=1) >= 2))
-                t2 = np.where(bad, np.nan, np.clip(t2, lo, hi))
-            else:
-                has_off = self.method == "nlls_offset"
-                proj = yn @ self._q
-                G = self._grid_log.size
-                energy = proj[:, :G] ** 2 + (proj[:, G:] ** 2 if has_off else 0.0)
-                j = np.argmax(energy, axis=1)
-                jf = parabolic_peak(energy, j)
-                t2_0 = np.exp(np.interp(jf, np.arange(G), self._grid_log))
-                e = np.exp(-t[None, :] / t2_0[:, None])
-                if has_off:
-                    basis = np.stack([e, np.ones_like(e)], axis=2)
-                    ata = np.einsum("nmi,nmj->nij", basis, basis)
-                    atb = np.einsum("nmi,nm->ni", basis, yn)
-                    coef = np.linalg.solve(ata + 1e-12 * np.eye(2), atb[..., None])[..., 0]
-                    p0 = np.column_stack([coef[:, 0], 1.0 / t2_0, coef[:, 1]])
-                    lower = np.array([0.0, 1.0 / hi, -np.inf])
-                    upper = np.array([np.inf, 1.0 / lo, np.inf])
-                else:
-                    amp0 = (e * yn).sum(1) / (e * e).sum(1)
-                    p0 = np.column_stack([amp0, 1.0 / t2_0])
-                    lower = np.array([0.0, 1.0 / hi])
-                    upper = np.array([np.inf, 1.0 / lo])
-                p, _, conv = batched_lm(self._fun(t, has_off), p0, yn, lower, upper, n_iter=20)
-                amp, t2 = p[:, 0], 1.0 / p[:, 1]
-                if has_off:
-                    offset = p[:, 2]
-                bad = ~np.isfinite(t2)
-            m0 = amp * scale
-            c = offset * scale
-            model = m0[:, None] * np.exp(-t[None, :] / t2[:, None]) + c[:, None]
-            ss_res = ((ys - model) ** 2).sum(1)
-            fl = np.zeros(len(yn), np.uint8)
-            fl |= np.where(bad, FLAG_INVALID_DATA, 0).astype(np.uint8)
-            with np.errstate(invalid="ignore"):
-                fl |= np.where((t2 <= lo * 1.0001) | (t2 >= hi * 0.9999), FLAG_T2_AT_BOUND, 0).astype(np.uint8)
-            fl |= np.where(~conv, FLAG_NOT_CONVERGED, 0).astype(np.uint8)
-            for k, v in {"t2_ms": t2, "m0": m0, "offset": c, "r2": _r2(ys, ss_res),
-                         "residual": np.sqrt(ss_res / t.size)}.items():
-                out[k][valid] = np.where(bad, np.nan, v)
-            flag[valid] = fl
-        out["flag"] = flag
-        return out
-
-    def fit(self, data, mask=None, *, chunk_voxels: int = 8192, n_jobs: int = 1,
-            progress: bool = False) -> MonoExpT2Fit:
-        """Fit every masked voxel of ``data (..., n_echoes)``; see :class:`EpgT2Model.fit`."""
-        data, mask = _check_data(data, mask, self.echo_times_ms.size)
-        vals = map_chunks(self.fit_voxels, data[mask], chunk_voxels=chunk_voxels, n_jobs=n_jobs,
-                          progress=progress, desc=f"mono T2 ({self.method})")
-        return MonoExpT2Fit(self, _Fit._scatter(mask, vals), mask)

@@ -81,7 +81,7 @@ def _as_image(series_or_image):
 def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None, *, model: str = "epg",
                   mono_method: str = "loglinear", skip_first: bool = False, chunk_voxels: int = 16384,
                   n_jobs: int = 2, progress: bool = True, t2_range_ms=(10.0, 100.0),
-                  b1_range=(0.5, 1.4)) -> dict:
+                  b1_range=(0.5, 1.4), b1: str = "smooth") -> dict:
     """Fit T2 maps over a whole MESE volume.
 
     Parameters
@@ -94,11 +94,16 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         Voxels to fit; must be on the series' grid. ``None``: :func:`auto_mask`.
     model : {'epg', 'mono', 'both'}
     mono_method, skip_first :
-        Mono-exponential variant (see :class:`~alsseg.relax.t2.MonoExpT2Model`).
+        Mono-exponential variant (see :class:`~alsseg.relax.mono.MonoExpT2Model`).
     chunk_voxels, n_jobs, progress :
         Memory bound per chunk, worker threads, tqdm progress bar.
     t2_range_ms, b1_range :
         Search ranges of the EPG model.
+    b1 : {'smooth', 'voxel'}
+        ``'smooth'`` (default): B1 regularised per slice and water T2 / FF / M0 refitted with it
+        (:mod:`alsseg.relax.b1`); ``desc-b1`` is the smooth field and ``desc-b1voxel`` the
+        first-pass per-voxel B1. ``'voxel'``: one B1 per voxel (``desc-b1``), no ``b1voxel``.
+        The ``B1Mode`` entry of each EPG map's sidecar says which.
 
     Returns
     -------
@@ -108,7 +113,8 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         each on the source grid, ready for :func:`alsseg.quant.quantify_images`.
         ``result['_fit']`` is not included; use the models directly for the fit objects.
     """
-    from alsseg.relax.t2 import EpgT2Model, MonoExpT2Model
+    from alsseg.relax.mono import MonoExpT2Model
+    from alsseg.relax.t2 import EpgT2Model
 
     if model not in ("epg", "mono", "both"):
         raise InputError(None, f"unknown T2 model {model!r} (choose epg, mono or both)")
@@ -131,11 +137,19 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
     out = {}
     if model in ("epg", "both"):
         epg = EpgT2Model(acq, t2_range_ms=t2_range_ms, b1_range=b1_range, n_jobs=n_jobs)
-        fit = epg.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
+        slice_axis = slice_axis_of(image)
+        fit = epg.fit(data, m, b1=b1, slice_axis=slice_axis, chunk_voxels=chunk_voxels, n_jobs=n_jobs,
+                      progress=progress)
         for name, attr in EPG_MAPS.items():
+            if attr not in fit.maps:
+                continue
             arr = getattr(fit, attr)
+            text = MAPS[name].description
+            if name == "b1" and b1 == "smooth":
+                text = (f"{text}: smooth field per slice (degree-4 polynomial, Tukey-biweight fit to the "
+                        "first-pass B1 of voxels with FF <= 0.3), held in the refit of water T2 / FF / M0")
             out[name] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
-                                        Units=MAPS[name].units, Description=MAPS[name].description)
+                                        Units=MAPS[name].units, Description=text, B1Mode=b1)
     if model in ("mono", "both"):
         te = acq.echo_times_ms if acq is not None else np.asarray(series.echo_times_ms, float)
         mono = MonoExpT2Model(te, mono_method, skip_first=skip_first)
@@ -149,6 +163,13 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
     for img in out.values():
         img.meta.pop("_ras_from", None)
     return out
+
+
+def slice_axis_of(image) -> int:
+    """Through-plane axis: the one with the largest voxel spacing (axis 2 on ties)."""
+    sp = np.asarray(getattr(image, "spacing_mm", (1.0, 1.0, 1.0)), float)[:3]
+    big = np.flatnonzero(np.isclose(sp, sp.max()))
+    return 2 if 2 in big else int(big[-1])
 
 
 def fit_t1_volume(series, mask=None, *, b1=None, chunk_voxels: int = 8192, n_jobs: int = 2,

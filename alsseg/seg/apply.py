@@ -1,8 +1,9 @@
 """Segment image files with a model bundle and write the label maps: the API of ``alsseg segment``.
 
 ``OUT/<name>_desc-muscles_dseg.nii.gz`` per input (``<name>``: the input's file name without its
-extension, or the DICOM folder's name), ``_desc-muscles_probseg.nii.gz`` when asked, and
-``OUT/dseg.tsv``. The model is loaded once.
+extension, or the DICOM folder's name), ``_desc-muscles_probseg.nii.gz`` and
+``_desc-muscles_confidence.tsv`` (per-muscle confidence, :mod:`alsseg.seg.confidence`) when asked,
+and ``OUT/dseg.tsv``. The model is loaded once.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from alsseg.seg.store import DEFAULT_MODEL
 
 @dataclass(frozen=True)
 class SegmentedFile:
-    """One segmented input: its ``labels`` file (and ``probabilities`` file or None) and the
-    number of distinct labels found."""
+    """One segmented input: its ``labels`` file (``probabilities`` and ``confidence`` files or
+    None) and the number of distinct labels found."""
 
     source: str
     labels: Path
     probabilities: Path | None
     n_labels: int
+    confidence: Path | None = None
 
 
 def output_name(path: str | Path) -> str:
@@ -60,7 +62,8 @@ def _check_input(img, path) -> None:
 
 
 def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: str = DEFAULT_MODEL,
-                  probabilities: bool = False, side: str | None = None, device: str | None = None,
+                  probabilities: bool = False, confidence: bool = False, side: str | None = None,
+                  device: str | None = None,
                   threads: int | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None) -> list[SegmentedFile]:
     """Segment each image with the bundle ``model`` and write its label map into ``out_dir``.
@@ -70,6 +73,8 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     images : NIfTI files (3-D, or 4-D MESE: the model's echo is used) or DICOM folders.
     model : bundle name or path.
     probabilities : also write ``_desc-muscles_probseg`` (4-D float32, side-agnostic classes).
+    confidence : also write ``_desc-muscles_confidence.tsv`` (one row per label found; a second,
+        mirrored network pass; with ``probabilities`` too, a third pass gives the probabilities).
     side : ``"R"``/``"L"`` when only one leg is in the image.
     device : ``cpu``, ``cuda``, ``cuda:1`` … (None: a GPU when there is one).
     threads : CPU threads for torch (None: torch's choice).
@@ -87,6 +92,7 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     from alsseg.io.atomic import check_output_folder, refuse_overwrite_of_inputs, write_text_atomic
     from alsseg.io.nifti import save_nifti
     from alsseg.labels import dseg_tsv
+    from alsseg.seg.confidence import confidence_tsv
     from alsseg.seg.infer import Segmenter, parse_device
 
     out = check_output_folder(out_dir)
@@ -110,17 +116,25 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     done = []
     for path in tqdm(images, desc="segment", unit="image", disable=not progress or len(images) < 2):
         img = load_input(path)
-        labels, probs = seg.predict_full(img, probabilities=probabilities, single_leg_side=side)
+        probs, rows, n = None, None, output_name(path)
+        if confidence:
+            labels, rows = seg.predict_with_confidence(img, single_leg_side=side)
+            if probabilities:
+                probs = seg.predict_full(img, probabilities=True, single_leg_side=side)[1]
+        else:
+            labels, probs = seg.predict_full(img, probabilities=probabilities, single_leg_side=side)
         if not np.any(labels.data):
             raise InputError(path, f"the model {model} found no muscle (empty label map); nothing written "
                              "(is this a lower-leg image of a contrast the model knows?)")
-        n = output_name(path)
+        conf_path = None
+        if rows is not None:
+            conf_path = write_text_atomic(out / f"{n}_desc-muscles_confidence.tsv", confidence_tsv(rows))
         lab_path = save_nifti(labels, out / f"{n}_desc-muscles_dseg.nii.gz", dtype=np.uint8)
         prob_path = None
         if probs is not None:
             prob_path = save_nifti(probs, out / f"{n}_desc-muscles_probseg.nii.gz", dtype=np.float32)
         found = len(set(np.unique(labels.data).tolist()) - {0})
-        done.append(SegmentedFile(str(path), Path(lab_path), prob_path, found))
+        done.append(SegmentedFile(str(path), Path(lab_path), prob_path, found, conf_path))
         log(f"{path}: {found} labels -> {out / f'{n}_desc-muscles_dseg.nii.gz'}")
     write_text_atomic(out / "dseg.tsv", dseg_tsv(seg.anatomy))
     return done

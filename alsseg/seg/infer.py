@@ -168,6 +168,33 @@ def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: i
 
     ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window; ``network`` (its
     ``context_slices``) says whether neighbouring slices go in as channels (2.5-D)."""
+    out = agnostic_pass(model, prepared, patch_size, device, n_classes, network, probabilities=probabilities)
+    return out.labels, out.probabilities
+
+
+@dataclass
+class AgnosticPass:
+    """One network pass over a prepared volume, on the RAS grid.
+
+    Attributes:
+        labels: ``(X, Y, Z)`` uint8 side-agnostic classes (argmax).
+        probabilities: ``(X, Y, Z, C)`` float32 softmax, or None.
+        max_probability: ``(X, Y, Z)`` float32 softmax of the winning class, or None.
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    max_probability: np.ndarray | None = None
+
+
+def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
+                  network: NetworkConfig | None = None, *, probabilities: bool = False,
+                  max_probability: bool = False, flip_x: bool = False) -> AgnosticPass:
+    """Run the network once over ``prepared`` (see :func:`predict_agnostic`).
+
+    ``flip_x`` mirrors the input left-right before the network and the logits back after it
+    (a test-time augmentation: the classes are side-agnostic, so no label changes side).
+    """
     import torch
 
     from alsseg.seg.slices import uses_context
@@ -175,15 +202,23 @@ def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: i
     X, Y, Z = prepared.ras.shape[:3]
     labels = np.zeros((X, Y, Z), np.uint8)
     probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
+    pmax = np.zeros((X, Y, Z), np.float32) if max_probability else None
     k = network.context_slices if network is not None else 0
     use = uses_context(k, prepared.ras.spacing_mm[2], network.max_context_spacing_mm) if k else False
-    for z0, logits in sliding_logits(model, prepared.data, patch_size, device, context_slices=k, use_context=use):
+    data = np.ascontiguousarray(prepared.data[::-1]) if flip_x else prepared.data
+    for z0, logits in sliding_logits(model, data, patch_size, device, context_slices=k, use_context=use):
+        if flip_x:
+            logits = torch.flip(logits, dims=[2])
         for i in range(logits.shape[0]):
             full = restore_logits_slice(logits[i], prepared)
             labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
-            if probabilities:
-                probs[:, :, z0 + i] = torch.softmax(full, 0).permute(1, 2, 0).numpy()
-    return labels, probs
+            if probabilities or max_probability:
+                sm = torch.softmax(full, 0)
+                if probabilities:
+                    probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
+                if max_probability:
+                    pmax[:, :, z0 + i] = sm.max(0).values.numpy()
+    return AgnosticPass(labels, probs, pmax)
 
 
 @dataclass
@@ -215,7 +250,8 @@ class Segmenter:
         """Load ``RUN/checkpoints/{best,last}.pt`` of a training run."""
         return load_checkpoint_segmenter(checkpoint, device=device)
 
-    def predict(self, image: Image, *, single_leg_side: str | None = None, clean: bool = True) -> Image:
+    def predict(self, image: Image, *, single_leg_side: str | None = None, clean: bool = True,
+                return_confidence: bool = False):
         """Label map on the input's grid.
 
         Parameters
@@ -223,12 +259,37 @@ class Segmenter:
         image : 3-D image, or 4-D ``(X, Y, Z, E)`` series (volume ``preprocess.echo_index`` is used).
         single_leg_side : "R"/"L" to name the side when only one leg is in the field of view.
         clean : largest component per muscle per leg + holes filled.
+        return_confidence : also return the per-muscle confidence table (see
+            :mod:`alsseg.seg.confidence`; costs a second, mirrored network pass).
 
         Returns
         -------
-        Image with ``(X, Y, Z)`` uint8 side-specific label ids (see :mod:`alsseg.labels`).
+        Image with ``(X, Y, Z)`` uint8 side-specific label ids (see :mod:`alsseg.labels`); with
+        ``return_confidence``, ``(Image, rows)``: one dict per label found, ``label, muscle, side,
+        seg_confidence`` (in [0, 1]) and the signals it is made of.
         """
+        if return_confidence:
+            return self.predict_with_confidence(image, single_leg_side=single_leg_side, clean=clean)
         return self.predict_full(image, single_leg_side=single_leg_side, clean=clean)[0]
+
+    def predict_with_confidence(self, image: Image, *, single_leg_side: str | None = None,
+                                clean: bool = True) -> tuple[Image, list[dict]]:
+        """``(labels, confidence rows)``: the labels of :meth:`predict` (same pass, same result) and
+        :func:`alsseg.seg.confidence.confidence_rows` from it and a left-right mirrored pass."""
+        from alsseg.seg.confidence import confidence_rows
+        from alsseg.seg.preprocess import select_volume
+
+        prepared = prepare(image, self.preprocess)
+        ras = prepared.ras
+        args = (self.model, prepared, self.patch_size, self.device, self.n_classes, self.network)
+        main = agnostic_pass(*args, max_probability=True)
+        mirrored = agnostic_pass(*args, flip_x=True)
+        lab = postprocess(main.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
+        lab_m = postprocess(mirrored.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
+        rows = confidence_rows(lab, main.max_probability, lab_m, self.anatomy)
+        ref = select_volume(image, self.preprocess.echo_index)
+        out = Image(lab, ras.affine).from_ras(ref)
+        return Image(out.data, out.affine, None, {"model": self.metadata.get("name", "")}), rows
 
     def predict_full(self, image: Image, *, probabilities: bool = False, single_leg_side: str | None = None,
                      clean: bool = True) -> tuple[Image, Image | None]:

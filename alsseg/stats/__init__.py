@@ -39,7 +39,9 @@ independent observations. Two analyses are reported side by side:
 
 Modules: :mod:`~alsseg.stats.elementary` (tests, CIs, FDR, mixed model),
 :mod:`~alsseg.stats.analyses` (the cohort analyses, :func:`run_all`),
-:mod:`~alsseg.stats.subjects` (the per-subject tables the report draws).
+:mod:`~alsseg.stats.subjects` (the per-subject tables the report draws),
+:mod:`~alsseg.stats.study` (change between visits, visit intervals, the founding study's
+findings beside this cohort's).
 
 Multiple comparisons: Benjamini–Hochberg FDR across muscles (the per-muscle rows of one
 measure × test; group rows such as ``anterior`` and ``all`` are excluded from the family and
@@ -51,11 +53,11 @@ from alsseg.stats.analyses import (ABNORMAL_DIRECTION, GROUP_ROWS, KEYS, MEASURE
                                    abnormal_muscles, add_group_rows, change_correlations, change_table,
                                    group_comparison, motor_correlations, run_all, session_order, subject_means,
                                    write_tables)
-from alsseg.stats.elementary import bh_fdr, compare_two, correlation, hedges_g, mixedlm_fixed_effect
+from alsseg.stats.elementary import bh_fdr, compare_two, correlation, hedges_g, mixedlm_fixed_effect, paired_change
 from alsseg.stats.subjects import REPORT_TABLES, report_tables, subject_level, subject_table
 
 __all__ = ["ABNORMAL_DIRECTION", "GROUP_ROWS", "KEYS", "MEASURES", "MOTOR", "REPORT_TABLES", "StatsOptions",
            "abnormal_muscles", "add_group_rows", "bh_fdr", "change_correlations", "change_table", "compare_two",
-           "correlation", "group_comparison", "hedges_g", "mixedlm_fixed_effect", "motor_correlations",
+           "correlation", "group_comparison", "hedges_g", "mixedlm_fixed_effect", "motor_correlations", "paired_change",
            "report_tables", "run_all", "session_order", "subject_level", "subject_means", "subject_table",
            "write_tables"]

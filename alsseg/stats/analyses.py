@@ -347,11 +347,17 @@ def abnormal_muscles(muscles: pd.DataFrame, participants: pd.DataFrame,
 
 
 def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame | None,
-            options: StatsOptions = StatsOptions()) -> dict[str, pd.DataFrame]:
+            options: StatsOptions = StatsOptions(), session_dates: pd.DataFrame | None = None
+            ) -> dict[str, pd.DataFrame]:
     """Every analysis; returns ``{name: table}`` with names ``group_comparison``,
-    ``motor_correlation``, ``change_correlation``, ``abnormal_zscores``, ``abnormal_counts``
-    (the motor ones only with a motor table; abnormal counts for every measure, ``measure``
-    column)."""
+    ``motor_correlation``, ``change_correlation`` (the motor ones only with a motor table),
+    ``change`` (paired change between visits, :func:`alsseg.stats.study.change_between_visits`),
+    ``visit_intervals`` (only with ``session_dates``: participant_id, session_id, acq_time),
+    ``abnormal_zscores``, ``abnormal_counts`` (every measure, ``measure`` column) and
+    ``findings`` (the founding study's findings beside this cohort's estimates)."""
+    from alsseg.stats import study  # study builds on this module's helpers
+
+
     _check_columns(muscles, ("participant_id", "session_id", "side", "muscle"), "muscle table")
     muscles = muscles.copy()
     for c in ("participant_id", "session_id", "side", "muscle"):
@@ -373,6 +379,11 @@ def run_all(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFra
     if zs:
         out["abnormal_zscores"] = pd.concat(zs, ignore_index=True)
         out["abnormal_counts"] = pd.concat(cs, ignore_index=True)
+    intervals = None
+    if session_dates is not None and len(session_dates):
+        intervals = out["visit_intervals"] = study.visit_intervals(session_dates)
+    out["change"] = study.change_between_visits(muscles, participants, motor, intervals, options)
+    out["findings"] = study.study_findings(out, participants)
     return out
 
 

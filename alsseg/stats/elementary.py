@@ -107,6 +107,7 @@ def compare_two(x: np.ndarray, y: np.ndarray, alpha: float = 0.05) -> dict:
     -------
     dict with ``n_patients``, ``n_controls``, ``mean_patients``, ``sd_patients``,
     ``mean_controls``, ``sd_controls``, ``difference``, ``welch_t``, ``welch_df``, ``welch_p``,
+    ``diff_ci_low``, ``diff_ci_high`` (Welch interval of the difference, measure's unit),
     ``mannwhitney_u``, ``mannwhitney_p``, ``hedges_g``, ``g_ci_low``, ``g_ci_high``.
     """
     x = np.asarray(x, float)
@@ -120,17 +121,20 @@ def compare_two(x: np.ndarray, y: np.ndarray, alpha: float = 0.05) -> dict:
         "sd_controls": y.std(ddof=1) if len(y) > 1 else math.nan,
     }
     out["difference"] = out["mean_patients"] - out["mean_controls"]
-    t = df = pt = u = pu = math.nan
+    t = df = pt = u = pu = lo_d = hi_d = math.nan
     if len(x) >= 2 and len(y) >= 2 and (x.var() > 0 or y.var() > 0):
         res = sps.ttest_ind(x, y, equal_var=False)
         t, pt = float(res.statistic), float(res.pvalue)
         vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
         df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+        half = sps.t.ppf(1 - alpha / 2, df) * math.sqrt(vx + vy)
+        lo_d, hi_d = out["difference"] - half, out["difference"] + half
     if len(x) >= 1 and len(y) >= 1:
         mw = sps.mannwhitneyu(x, y, alternative="two-sided")
         u, pu = float(mw.statistic), float(mw.pvalue)
     g, lo, hi = hedges_g(x, y, alpha)
-    out.update(welch_t=t, welch_df=df, welch_p=pt, mannwhitney_u=u, mannwhitney_p=pu,
+    out.update(welch_t=t, welch_df=df, welch_p=pt, diff_ci_low=lo_d, diff_ci_high=hi_d,
+               mannwhitney_u=u, mannwhitney_p=pu,
                hedges_g=g, g_ci_low=lo, g_ci_high=hi)
     return out
 
@@ -184,3 +188,38 @@ def mixedlm_fixed_effect(data: pd.DataFrame, y: str, x: str, groups: str = "part
 # ---------------------------------------------------------------------------------------------
 # table helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def paired_change(before: np.ndarray, after: np.ndarray, alpha: float = 0.05) -> dict:
+    """Change ``after − before`` of paired values: mean with its t interval, paired t-test and
+    Wilcoxon signed-rank test (two-sided), on the complete pairs only.
+
+    Parameters
+    ----------
+    before, after : (n,) arrays, one value per subject (NaN pairs dropped).
+
+    Returns
+    -------
+    dict with ``n``, ``mean_before``, ``mean_after``, ``mean_change``, ``sd_change``,
+    ``change_ci_low``, ``change_ci_high``, ``paired_t``, ``paired_p``, ``wilcoxon_p`` (NaN where
+    n < 3 or every change is equal).
+    """
+    a = np.asarray(before, float)
+    b = np.asarray(after, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    d = b - a
+    n = int(len(d))
+    out = {"n": n, "mean_before": a.mean() if n else math.nan, "mean_after": b.mean() if n else math.nan,
+           "mean_change": d.mean() if n else math.nan, "sd_change": d.std(ddof=1) if n > 1 else math.nan,
+           "change_ci_low": math.nan, "change_ci_high": math.nan, "paired_t": math.nan, "paired_p": math.nan,
+           "wilcoxon_p": math.nan}
+    if n < 3 or d.std() == 0:
+        return out
+    half = sps.t.ppf(1 - alpha / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)
+    res = sps.ttest_rel(b, a)
+    out.update(change_ci_low=d.mean() - half, change_ci_high=d.mean() + half,
+               paired_t=float(res.statistic), paired_p=float(res.pvalue))
+    if np.any(d != 0):
+        out["wilcoxon_p"] = float(sps.wilcoxon(d).pvalue)
+    return out

@@ -26,7 +26,8 @@ def subject_level(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.D
         first = {p: session_order(s)[0] for p, s in d.groupby("participant_id")["session_id"]}
         d = d[d["session_id"] == d["participant_id"].map(first)]
     cols = [c for c in ("t2_water_ms", "volume_ml", "fat_fraction", "t1_ms", "cmap_mv", "mvic_n") if c in d]
-    return d.groupby(["participant_id", "session_id", "group"], sort=False)[cols].mean().reset_index()
+    # a subject without a group (no participants.tsv) keeps its rows, with group NaN
+    return d.groupby(["participant_id", "session_id", "group"], sort=False, dropna=False)[cols].mean().reset_index()
 
 
 def subject_table(muscles: pd.DataFrame, participants: pd.DataFrame, motor: pd.DataFrame,

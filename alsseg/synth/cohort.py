@@ -327,6 +327,7 @@ def make_cohort(out: str | Path, n_als: int = 11, n_controls: int = 8, visits: i
     muscles = pd.DataFrame([r for rows in results for r in rows])
     motor = motor_measures(people, sessions, muscles, config.effects, config.seed)
     _write_tables(out, people, muscles, motor, f"make_cohort seed={config.seed}")
+    _write_session_dates(out, session_dates(sessions, config))
     return out
 
 
@@ -357,6 +358,7 @@ def make_subject_dataset(out: str | Path, seed: int = 0, disease: str | float = 
     muscles = pd.DataFrame(rows)
     motor = motor_measures(people, planned, muscles, ef, seed)
     _write_tables(out, people, muscles, motor, f"make_subject_dataset seed={seed} disease={disease}")
+    _write_session_dates(out, session_dates(planned, config))
     write_text_atomic(out / "derivatives" / GT / "subject.json", json.dumps(
         {"seed": seed, "disease": disease, "group": subject.group, "denervation": den,
          "severity": {f"{m}_{s}": round(v, 4) for (s, m), v in subject.muscle_severity().items()}},
@@ -394,6 +396,40 @@ def _write_tables(out: Path, people: list[dict], muscles, motor, how: str) -> No
         sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
     legs = motor.merge(pd.DataFrame(people)[["participant_id", "group"]], on="participant_id")
     write_text_atomic(gt / "legs.tsv", legs.to_csv(sep="\t", index=False))
+
+
+def session_dates(sessions: list[PlannedSession], config: CohortConfig) -> dict:
+    """Acquisition date-time of each session: ``{participant_id: {session_id: "YYYY-MM-DDThh:mm:ss"}}``.
+
+    Baselines fall on working days within six months from 2024-01-08 (08:00-17:00); visit ``v``
+    follows ``v · visit_interval_months`` later (30.4375 days a month) ± 7 days (SD), as clinic
+    appointments do. Drawn from their own generator, so the images and tables do not change.
+    """
+    import datetime as dt
+
+    rng = np.random.default_rng([config.seed, 31])
+    start = dt.datetime(2024, 1, 8)
+    out: dict = {}
+    base: dict = {}
+    for s in sessions:
+        if s.participant_id not in base:
+            base[s.participant_id] = start + dt.timedelta(days=int(rng.integers(0, 182)),
+                                                          hours=int(rng.integers(8, 17)), minutes=int(rng.integers(0, 60)))
+        when = base[s.participant_id]
+        if s.visit > 0:
+            days = s.visit * config.visit_interval_months * 30.4375 + rng.normal(0, 7)
+            when = when + dt.timedelta(days=int(round(days)), minutes=int(rng.integers(-120, 120)))
+        while when.weekday() >= 5:  # no scans at weekends
+            when += dt.timedelta(days=1)
+        out.setdefault(s.participant_id, {})[s.session_id] = when.strftime("%Y-%m-%dT%H:%M:%S")
+    return out
+
+
+def _write_session_dates(out: Path, dates: dict) -> None:
+    """``sub-XX/sub-XX_sessions.tsv`` (BIDS: ``session_id``, ``acq_time``) for every subject."""
+    for pid, visits in dates.items():
+        lines = ["session_id\tacq_time"] + [f"{k}\t{v}" for k, v in sorted(visits.items())]
+        write_text_atomic(out / pid / f"{pid}_sessions.tsv", "\n".join(lines) + "\n")
 
 
 def _progress(it, total, show):

@@ -111,3 +111,26 @@ def test_documented_example_table():
     dictionary = json.loads((docs / "motor_table_example.json").read_text())
     assert set(pd.read_csv(docs / "motor_table_example.tsv", sep="\t").columns) <= set(dictionary)
     assert dictionary["cmap_mv"]["Units"] == "mV" and dictionary["mvic_n"]["Units"] == "N"
+
+
+def test_session_dates_from_tables_and_sidecars(bids_dataset):
+    import json
+
+    from alsseg.io.bids import BidsDataset
+    from alsseg.io.errors import InputError
+
+    root = bids_dataset()
+    (root / "sub-01" / "sub-01_sessions.tsv").write_text("session_id\tacq_time\nses-01\t2024-01-08T09:30:00\n"
+                                                        "ses-02\tn/a\n")
+    (root / "sub-01" / "ses-02" / "sub-01_ses-02_scans.tsv").write_text(
+        "filename\tacq_time\nanat/a.nii.gz\t2024-05-10T11:00:00\nanat/b.nii.gz\t2024-05-10T10:00:00\n")
+    side = root / "sub-02/ses-01/anat/sub-02_ses-01_echo-1_MESE.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "AcquisitionDateTime": "2024-02-01T08:00:00"}))
+    d = BidsDataset(root).session_dates
+    got = {(r.participant_id, r.session_id): (str(r.acq_time), r.source.rsplit("/", 1)[-1]) for r in d.itertuples()}
+    assert got == {("sub-01", "ses-01"): ("2024-01-08 09:30:00", "sub-01_sessions.tsv"),
+                   ("sub-01", "ses-02"): ("2024-05-10 10:00:00", "sub-01_ses-02_scans.tsv"),
+                   ("sub-02", "ses-01"): ("2024-02-01 08:00:00", "sub-02_ses-01_echo-1_MESE.json")}
+    (root / "sub-01" / "sub-01_sessions.tsv").write_text("session_id\tacq_time\nses-01\tlast tuesday\n")
+    with pytest.raises(InputError, match="sub-01_sessions.tsv.*line 2.*ISO 8601"):
+        _ = BidsDataset(root).session_dates

@@ -51,6 +51,11 @@ def test_convert_real_scan_exact(shared_mese, tmp_path, capsys):
     assert side["EchoTime"] == pytest.approx([0.011 * (e + 1) for e in range(17)])
     assert side["RepetitionTime"] == 5.0 and side["MagneticFieldStrength"] == 3.0
     assert side["RefocusingFlipAngle"] == 180.0 and side["SliceThickness"] == 7.0
+    assert side["AcquisitionDateTime"] == "2025-01-21T14:41:12"  # the session date reaches the report
+    from alsseg.io.bids import BidsDataset
+
+    dates = BidsDataset(out).session_dates
+    assert list(dates["acq_time"].astype(str)) == ["2025-01-21 14:41:12"] and dates["source"][0].endswith(".json")
     img = nib.load(str(nii))
     data = np.asarray(img.dataobj)
     affine = img.affine

@@ -26,6 +26,7 @@ def test_cohort_end_to_end(tiny_bids, tmp_path):
     side = json.loads((anat / "sub-01_ses-01_desc-water_T2map.json").read_text())
     assert side["Units"] == "ms" and "EPG" in side["Description"]
     assert (out / "sub-01" / "ses-01" / "figures" / "sub-01_ses-01_desc-qc.png").is_file()
+    assert (out / "sub-01" / "ses-01" / "figures" / "sub-01_ses-01_desc-overlay.png").is_file()
     # maps on the source grid, true values recovered from noiseless EPG signals
     t2 = load_nifti(anat / "sub-01_ses-01_desc-water_T2map.nii.gz", check_finite=False)
     src = load_nifti(tiny_bids / "sub-01" / "ses-01" / "anat" / "sub-01_ses-01_echo-1_MESE.nii.gz")
@@ -56,6 +57,21 @@ def test_cohort_end_to_end(tiny_bids, tmp_path):
     html = pipeline.run_report(out)
     text = html.read_text()
     assert "sub-03" in text and text.count("data:image/png;base64,") >= 4
+    # each thumbnail opens the session's full overlay; tables link to their TSV (relative links)
+    import re
+
+    hrefs = re.findall(r'href="([^"]+)"', text)
+    assert "../sub-01/ses-01/figures/sub-01_ses-01_desc-overlay.png" in hrefs and "qc.tsv" in hrefs
+    assert all((html.parent / h).is_file() for h in hrefs)
+    assert "interval unknown (no session dates)" in text
+    # with sessions.tsv the interval between visits is stated, from the dates
+    (tiny_bids / "sub-01" / "sub-01_sessions.tsv").write_text(
+        "session_id\tacq_time\nses-01\t2024-01-08T10:00:00\nses-02\t2024-05-06T11:00:00\n")
+    st = pipeline.run_stats(out)
+    assert st["visit_intervals"].set_index("participant_id").loc["sub-01", "interval_days"] == pytest.approx(119.0, abs=0.1)
+    assert (out / "group" / "stats_visit_intervals.tsv").is_file() and (out / "group" / "stats_findings.tsv").is_file()
+    text = pipeline.run_report(out).read_text()
+    assert "interval 119 days" in text and "3.9 months" in text
 
 
 def test_killed_run_resumes(tiny_bids, tmp_path):
@@ -246,13 +262,14 @@ def test_process_session_computes_in_memory_and_write_session_writes_it(tiny_bid
     cwd_before = set(os.listdir(tmp_path))
     stages = []
     res = pipeline.process_session(job, GT, stage=stages.append)
-    assert stages == ["load", "segment", "fit_t2", "quantify"]
+    assert stages == ["load", "segment", "fit_t2", "quantify", "figures"]
     assert {p: p.stat().st_mtime_ns for p in tiny_bids.rglob("*")} == before and set(os.listdir(tmp_path)) == cwd_before
     assert isinstance(res, pipeline.SessionResult) and res.labels.shape == (26, 14, 4)
     assert {"t2_water_ms", "fat_fraction", "b1", "m0", "r2", "fit_ok", "t2_mono_ms"} <= set(res.maps)
     row = res.table[res.table.label == 11].iloc[0]
     assert row.t2_water_ms == pytest.approx(29.0, abs=0.5) and row.participant_id == "sub-01"
     assert res.qc_png[:8] == b"\x89PNG\r\n\x1a\n" and set(res.stage_seconds) == set(stages)
+    assert len(res.overlay_pngs) == 1 and res.overlay_pngs[0][:8] == b"\x89PNG\r\n\x1a\n"  # 4 slices, one page
 
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):

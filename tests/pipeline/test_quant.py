@@ -168,3 +168,29 @@ def test_quantify_images_grid_check(tmp_path):
     bad = save_nifti(np.where(lab == 1, 9, lab).astype(np.int16), tmp_path / "bad.nii.gz", affine=aff)
     with pytest.raises(InputError, match="bad.nii.gz"):
         quant.quantify_images({}, load_nifti(bad, dtype=None))
+
+
+def test_fit_fail_fraction_counts_failures_and_bounds():
+    lab, maps = phantom()
+    flag = np.zeros(lab.shape, np.uint8)
+    ta = np.argwhere(lab == 1)                     # 320 voxels of TA_R
+    t2 = maps["t2_water_ms"].copy()
+    t2[tuple(ta[:16].T)] = np.nan                  # 16 failed fits (no value)
+    flag[tuple(ta[16:40].T)] = 4                   # 24 with B1 at a bound
+    flag[tuple(ta[40:48].T)] = 2 | 8               # 8 with T2 at a bound, not converged
+    flag[tuple(ta[:8].T)] = 1                      # overlaps the NaN ones: counted once
+    df = quant.quantify({**maps, "t2_water_ms": t2, "fit_flag": flag}, lab, SPACING,
+                        quant.QuantOptions(erode_voxels=0))
+    row = df[(df.muscle == "TA") & (df.side == "R")].iloc[0]
+    assert row.fit_fail_fraction == pytest.approx(48 / 320)
+    assert df[(df.muscle == "EDL") & (df.side == "R")].iloc[0].fit_fail_fraction == 0.0
+    assert quant.fit_fail_fraction(None, None) != quant.fit_fail_fraction(None, None)  # NaN without maps
+    # the report's QC lists muscles above the documented threshold, not below
+    from alsseg import pipeline
+
+    per = df[df.kind == "muscle"].assign(participant_id="sub-01", session_id="ses-01")
+    status = pd.DataFrame({"session": ["sub-01_ses-01"], "status": ["done"], "error": [""]})
+    qc = pipeline.qc_table(per, status)
+    failed = qc[qc.kind == "failed fits"]
+    assert 48 / 320 > quant.FIT_FAIL_QC_THRESHOLD
+    assert failed["where"].tolist() == ["sub-01_ses-01 TA_R"] and "15 %" in failed.detail.iloc[0]

@@ -189,7 +189,7 @@ def test_run_all_and_write(cohort_tables, tmp_path):
     muscles, parts, motor = cohort_tables
     res = stats.run_all(muscles, parts, motor, stats.StatsOptions(measures=("t2_water_ms",), motor=("mvic_n",)))
     assert set(res) == {"group_comparison", "motor_correlation", "change_correlation",
-                        "abnormal_zscores", "abnormal_counts"}
+                        "abnormal_zscores", "abnormal_counts", "change", "findings"}
     gc = res["group_comparison"]
     t2 = gc[(gc.measure == "t2_water_ms") & (gc.muscle == "anterior")].iloc[0]
     assert t2.mixed_ok and t2.mixed_beta > 3 and t2.mixed_p < 0.01

@@ -41,3 +41,28 @@ def test_model_on_the_real_scan(shared_mese, tmp_path):
     per = t[t.kind == "muscle"]
     assert len(per) >= 10  # most of the 14 muscles found
     assert 25 < np.nanmedian(per.t2_water_ms) < 33
+
+
+@pytest.mark.slow
+def test_real_scan_converted_to_bids_gets_a_report_that_explains_what_is_missing(shared_mese, tmp_path):
+    """`alsseg convert` + `alsseg cohort` on the real scan: no groups, no motor table, one visit.
+    The report says which analyses that removes, and still shows the per-muscle table, the QC,
+    the session date read from the DICOM header and the full overlay."""
+    import re
+
+    from alsseg.cli import main
+
+    bids, out = tmp_path / "bids", tmp_path / "deriv"
+    assert main(["convert", str(shared_mese), "--out", str(bids), "--subject", "01", "--session", "01", "-q"]) == 0
+    assert main(["cohort", str(bids), "--out", str(out), "--no-t1", "-q"]) == 0
+    text = (out / "group" / "report.html").read_text()
+    text = re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', text)
+    assert "No patient and control groups in participants.tsv" in text
+    assert "No motor measures (phenotype/motor.tsv" in text and "No subject has two visits" in text
+    assert text.count("not available:") == 7  # every finding of the paper says why it is missing
+    table = text[text.index("Per-muscle values, every session"):]
+    assert "<details>" not in table[:300] and "TA" in table and "SOL" in table  # shown open
+    assert "QC warnings that need action" in text and "cut by field of view" in text
+    hrefs = re.findall(r'href="([^"]+)"', text)
+    assert "../sub-01/ses-01/figures/sub-01_ses-01_desc-overlay.png" in hrefs
+    assert all((out / "group" / h).is_file() for h in hrefs)

@@ -41,6 +41,14 @@ def test_tiny_cohort_loads_through_the_bids_reader(tiny_cohort):
     assert t1.kind == "IR" and len(t1.inversion_times_ms) == 8
     s.check_grids()
     assert s.anat is not None and s.anat.name.endswith("_T1w.nii.gz")
+    # BIDS sessions.tsv: baseline and a follow-up about visit_interval_months later, on weekdays
+    dates = ds.session_dates
+    assert len(dates) == 5 and set(dates["source"].map(lambda p: p.rsplit("/", 1)[-1])) == {
+        "sub-01_sessions.tsv", "sub-02_sessions.tsv", "sub-03_sessions.tsv"}
+    assert (dates["acq_time"].dt.day_of_week < 5).all()
+    for pid in ("sub-01", "sub-02"):
+        d = dates[dates.participant_id == pid].set_index("session_id")["acq_time"]
+        assert 4 * 30.4 - 25 < (d["ses-02"] - d["ses-01"]).days < 4 * 30.4 + 25
 
 
 def test_truth_volumes_equal_the_label_map(tiny_cohort):
