@@ -235,7 +235,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     # the tibia's anterior crest and medial face are subcutaneous: no muscle over them (TA lies on
     # the lateral face); a band of fat/periosteum from just lateral of the crest round to medial
     rel = _wrap_deg(np.rad2deg(phi_t) - (leg.tibia_angle_deg + 25.0))
-    shin_fat = (np.abs(rel) < 50.0) & (tib_depth > -6.0)
+    shin_fat = (np.abs(rel) < 50.0) & (tib_depth > -2.5)
     # compartments
     ux_tf, ua_tf = fl - tl, fa - ta
     len_tf = np.maximum(np.sqrt(ux_tf ** 2 + ua_tf ** 2), 1e-3)
@@ -271,8 +271,9 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
 
     tdeg_w = np.where(theta_deg > 90.0, theta_deg - 360.0, theta_deg)  # medial side continuous
     def sheet(presence):
-        """Belly thickness factor: a thin sheet (a quarter of the belly) where the muscle starts."""
-        return np.where(presence > 0, 0.25 + 0.75 * presence, 0.0).astype(np.float32)
+        """Belly thickness factor: a thin sheet (a quarter of the belly, reached within the first 12 % of
+        presence) where the muscle starts."""
+        return (0.25 * np.clip(presence / 0.12, 0.0, 1.0) + 0.75 * presence).astype(np.float32)
 
     g_gm = 29.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(_interp(_PRESENCE["GM"], s))
     g_gl = 23.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(_interp(_PRESENCE["GL"], s))

@@ -146,10 +146,11 @@ def spoilt_bundle(root: Path, edit_meta=None, edit_weights=None) -> Path:
     if edit_weights is not None:
         import torch
 
-        state = torch.load(b / WEIGHTS, weights_only=True)
-        edit_weights(state)
-        torch.save(state, b / WEIGHTS)
-        meta["sha256"][WEIGHTS] = sha256_of(b / WEIGHTS)
+        for member in meta["alsseg"].get("members", [WEIGHTS]):  # every member of an ensemble
+            state = torch.load(b / member, weights_only=True)
+            edit_weights(state)
+            torch.save(state, b / member)
+            meta["sha256"][member] = sha256_of(b / member)
     if edit_meta is not None:
         meta = edit_meta(meta)
     meta_path.write_text(json.dumps(meta))

@@ -124,7 +124,7 @@ def case_max_ff_above_one(r):
 def case_slice_profile_zeros(r):
     p = write_mese(r / "mese.nii.gz")
     return Case(["run", str(p), "--out", str(r / "o"), "--slice-profile", "0,0"], "--slice-profile",
-                "RATIO must be in (0, 10]")
+                "expected a preset")
 
 
 @case

@@ -62,7 +62,8 @@ def test_real_scan_converted_to_bids_gets_a_report_that_explains_what_is_missing
     assert text.count("not available:") == 7  # every finding of the paper says why it is missing
     table = text[text.index("Per-muscle values, every session"):]
     assert "<details>" not in table[:300] and "TA" in table and "SOL" in table  # shown open
-    assert "QC warnings that need action" in text and "cut by field of view" in text
+    # the QC section is there whether or not something needs action (it depends on the model)
+    assert ("QC warnings that need action" in text or "QC: nothing needs action" in text) and "cut by field of view" in text
     hrefs = re.findall(r'href="([^"]+)"', text)
     assert "../sub-01/ses-01/figures/sub-01_ses-01_desc-overlay.png" in hrefs
     assert all((out / "group" / h).is_file() for h in hrefs)
