@@ -275,8 +275,7 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, 
     bounded one).
     """
     from alsseg.relax._lm import batched_lm
-    from alsseg.relax.t2 import (FLAG_B1_AT_BOUND, FLAG_INVALID_DATA, FLAG_NOT_CONVERGED,
-                                 FLAG_T2_AT_BOUND, _r2, _valid_rows)
+    from alsseg.relax.t2 import FLAG_INVALID_DATA, _fit_flags, _r2, _valid_rows
 
     dic = model.dictionary
     y = np.asarray(y)
@@ -320,12 +319,7 @@ def refit_held_b1(model, y: np.ndarray, b1: np.ndarray, tolerance: float = 0.0, 
             vals = {"t2_water_ms": dic.u_to_t2(p[:, 2]), "fat_fraction": np.where(tot > 0, af / tot, np.nan),
                     "b1": dic.v_to_b1(v), "m0": tot * scale, "r2": _r2(yv, ss_res),
                     "residual": np.sqrt(ss_res / y.shape[1])}
-        eps = 1e-6
-        fl = np.zeros(yv.shape[0], np.uint8)
-        fl |= np.where((p[:, 2] <= ulo + eps) | (p[:, 2] >= uhi - eps), FLAG_T2_AT_BOUND, 0).astype(np.uint8)
-        fl |= np.where((v <= vlo + eps) | (v >= vhi - eps), FLAG_B1_AT_BOUND, 0).astype(np.uint8)
-        fl |= np.where(~conv, FLAG_NOT_CONVERGED, 0).astype(np.uint8)
-        fl |= np.where(~(tot > 0), FLAG_INVALID_DATA, 0).astype(np.uint8)
+        fl = _fit_flags(p[:, 2], (ulo, uhi), v, (vlo, vhi), conv, tot)
         for k, val in vals.items():
             out[k][valid] = val
         flag[valid] = fl

@@ -66,6 +66,18 @@ def _valid_rows(y: np.ndarray) -> np.ndarray:
         return np.isfinite(y).all(axis=1) & (y >= 0).all(axis=1) & (y.sum(axis=1) > 0)
 
 
+def _fit_flags(u, u_range, v, v_range, converged, total) -> np.ndarray:
+    """``(N,)`` uint8 flag bits of a two-component fit: T2 parameter ``u`` or B1 parameter ``v`` at
+    the edge of their ranges (``(lo, hi)``), not converged, no signal (``total <= 0``)."""
+    eps = 1e-6
+    fl = np.zeros(np.shape(u)[0], np.uint8)
+    fl |= np.where((u <= u_range[0] + eps) | (u >= u_range[1] - eps), FLAG_T2_AT_BOUND, 0).astype(np.uint8)
+    fl |= np.where((v <= v_range[0] + eps) | (v >= v_range[1] - eps), FLAG_B1_AT_BOUND, 0).astype(np.uint8)
+    fl |= np.where(~converged, FLAG_NOT_CONVERGED, 0).astype(np.uint8)
+    fl |= np.where(~(total > 0), FLAG_INVALID_DATA, 0).astype(np.uint8)
+    return fl
+
+
 def _r2(y: np.ndarray, ss_res: np.ndarray) -> np.ndarray:
     ss_tot = ((y - y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -397,12 +409,7 @@ class EpgT2Model:
                     "r2": _r2(yv, ss_res),
                     "residual": np.sqrt(ss_res / y.shape[1]),
                 }
-            fl = np.zeros(yv.shape[0], np.uint8)
-            eps = 1e-6
-            fl |= np.where((p[:, 2] <= ulo + eps) | (p[:, 2] >= uhi - eps), FLAG_T2_AT_BOUND, 0).astype(np.uint8)
-            fl |= np.where((p[:, 3] <= vlo + eps) | (p[:, 3] >= vhi - eps), FLAG_B1_AT_BOUND, 0).astype(np.uint8)
-            fl |= np.where(~conv, FLAG_NOT_CONVERGED, 0).astype(np.uint8)
-            fl |= np.where(~(tot > 0), FLAG_INVALID_DATA, 0).astype(np.uint8)
+            fl = _fit_flags(p[:, 2], (ulo, uhi), p[:, 3], (vlo, vhi), conv, tot)
             for k, v in vals.items():
                 out[k][valid] = v
             flag[valid] = fl
