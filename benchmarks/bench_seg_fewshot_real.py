@@ -31,23 +31,7 @@ from _machine import machine  # benchmarks/_machine.py
 
 REPO = Path(__file__).resolve().parents[1]
 SLICES = ("t1w_a", "t1w_b", "pd")
-SCORED = {1: "TA", 2: "EDL", 3: "PER", 5: "SOL", 6: "GM", 7: "GL"}
-
-
-def dice_rows(pred: np.ndarray, gt: np.ndarray, case: str) -> list[dict]:
-    rows = []
-    valid = gt != 255
-    for off, side in ((0, "R"), (10, "L")):
-        for k, m in SCORED.items():
-            g = (gt == k + off) & valid
-            p = (pred == k + off) & valid
-            den = g.sum() + p.sum()
-            rows.append({"case": case, "side": side, "muscle": m, "dice": float(2 * (g & p).sum() / den) if den else np.nan})
-    return rows
-
-
-def pooled(rows: list[dict]) -> dict:
-    return {m: float(np.nanmean([r["dice"] for r in rows if r["muscle"] == m])) for m in SCORED.values()}
+SCORED = ("TA", "EDL", "PER", "SOL", "GM", "GL")  # TP is not outlined on these slices
 
 
 def main(argv=None) -> int:
@@ -71,6 +55,7 @@ def main(argv=None) -> int:
     from alsseg.io.case import Case
     from alsseg.io.nifti import load_nifti
     from alsseg.seg.dataset import mark_unoutlined_inside_legs, write_dataset
+    from alsseg.seg.evaluate import pool_dice, slice_dice_rows
     from alsseg.seg.infer import Segmenter, load_checkpoint_segmenter
     from alsseg.seg.store import read_metadata, resolve_bundle
 
@@ -105,9 +90,9 @@ def main(argv=None) -> int:
             subprocess.run(cmd, check=True)
         minutes[held] = (time.time() - t0) / 60
         tuned = load_checkpoint_segmenter(run / "checkpoints" / "last.pt")
-        gt = truths[held]
-        before += dice_rows(np.rint(base.predict(images[held]).data).astype(int), gt, held)
-        after += dice_rows(np.rint(tuned.predict(images[held]).data).astype(int), gt, held)
+        gt = load_nifti(data / f"{held}_dseg.nii.gz")
+        before += slice_dice_rows(base.predict(images[held]), gt, case=held, unscored=("TP",))
+        after += slice_dice_rows(tuned.predict(images[held]), gt, case=held, unscored=("TP",))
 
     print(machine())
     print(f"few-shot leave-one-out on real-calf-slices, from {args.model}: {args.iterations} iterations or "
@@ -118,8 +103,9 @@ def main(argv=None) -> int:
         b = np.nanmean([r["dice"] for r in before if r["case"] == held])
         a = np.nanmean([r["dice"] for r in after if r["case"] == held])
         print(f"| {held} | {minutes[held]:.1f} | {b:.3f} | {a:.3f} |")
-    pb, pa = pooled(before), pooled(after)
-    print("\n| muscle | " + " | ".join(SCORED.values()) + " | mean | min |")
+    pb = {m: v["mean"] for m, v in pool_dice(before, list(SCORED)).items()}
+    pa = {m: v["mean"] for m, v in pool_dice(after, list(SCORED)).items()}
+    print("\n| muscle | " + " | ".join(SCORED) + " | mean | min |")
     print("|---|" + "---|" * (len(SCORED) + 2))
     for name, p in (("before", pb), ("after (LOO)", pa)):
         v = list(p.values())
