@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from alsseg.io.acquisition import T1_ENTITY, T1_SUFFIX
+from alsseg.io.bids_names import parse_bids_name
 from alsseg.io.errors import InputError
-from alsseg.io.series import T1_ENTITY, T1_SUFFIX, parse_bids_name
 from alsseg.io.tables import read_tsv as _read_tsv
 
 #: Newtons per kilogram-force (MVIC recorded in kg is converted to N).

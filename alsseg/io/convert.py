@@ -58,7 +58,7 @@ def convert_dicom(dicom_dir: str | Path, out: str | Path, *, subject: str | None
         existing outputs without ``overwrite``. Nothing is written then.
     """
     from alsseg.io.dicom import read_dicom_series
-    from alsseg.io.series import write_volumes
+    from alsseg.io.write_series import write_volumes
 
     dicom_dir, out = _check_args(dicom_dir, out, subject, session, suffix)
     vs = read_dicom_series(dicom_dir, series=series, progress=progress)
@@ -92,7 +92,7 @@ def convert_dicom_all(dicom_dir: str | Path, out: str | Path, *, subject: str | 
         be an input. Nothing is written then.
     """
     from alsseg.io.dicom import assemble, scan_folder, summarize
-    from alsseg.io.series import write_volumes
+    from alsseg.io.write_series import write_volumes
 
     dicom_dir, out = _check_args(dicom_dir, out, subject, session, None)
     groups = scan_folder(dicom_dir, progress)
@@ -149,7 +149,7 @@ def _check_args(dicom_dir, out, subject, session, suffix) -> tuple[Path, Path]:
 
 
 def _refuse_existing(items, overwrite: bool) -> None:
-    from alsseg.io.series import sidecar_path
+    from alsseg.io.sidecar import sidecar_path
 
     if overwrite:
         return
@@ -161,7 +161,8 @@ def _refuse_existing(items, overwrite: bool) -> None:
 
 def _plan(vs, out: Path, subject, session, split_volumes: bool, suffix, entities: dict) -> list:
     """Validate one assembled series and list its ``(path, data, sidecar)`` items."""
-    from alsseg.io.series import bids_path, mese_from_dicom, t1_from_dicom
+    from alsseg.io.bids_names import bids_path
+    from alsseg.io.from_dicom import mese_from_dicom, t1_from_dicom
     from alsseg.io.validate import check_voxels
 
     if out.resolve() in {p.resolve() for p in vs.files}:

@@ -60,7 +60,7 @@ def session_dates(sessions) -> "pd.DataFrame":  # noqa: F821
     """
     import pandas as pd
 
-    from alsseg.io.series import read_sidecar, sidecar_path
+    from alsseg.io.sidecar import read_sidecar, sidecar_path
 
     rows = []
     by_subject: dict = {}

@@ -26,34 +26,43 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from alsseg.io.dicom_frames import (
+    Frame,
+    as_float,
+    frames_of,
+    read_pixels,
+    shared_or_top,
+)
+from alsseg.io.dicom_header import acquisition_datetime, series_header
+from alsseg.io.dicom_scan import (
+    HeaderGroups,
+    SeriesSummary,
+    describe_series,
+    list_series,
+    scan_folder,
+    summarize,
+)
 from alsseg.io.errors import InputError
+
+__all__ = [
+    "LPS_TO_RAS",
+    "DicomVolumes",
+    "Frame",
+    "SeriesSummary",
+    "acquisition_datetime",
+    "assemble",
+    "list_series",
+    "read_dicom_series",
+    "scan_folder",
+    "summarize",
+]
 
 #: DICOM → NIfTI world: LPS to RAS.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_SKIP_NAMES = {"DICOMDIR", "LOCKFILE", "VERSION"}
-_DICOM_EXT = {".dcm", ".ima", ".dicom", ""}
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One 2-D frame: where it is, what it measured, where its pixels are."""
-
-    file: Path
-    index: int  # frame index in the file (0 for classic)
-    position_lps: np.ndarray  # (3,) mm
-    orientation: np.ndarray  # (6,) row and column direction cosines
-    pixel_spacing: tuple[float, float]  # (row spacing, column spacing) mm
-    echo_time_ms: float
-    inversion_time_ms: float
-    flip_angle_deg: float
-    repetition_time_ms: float
-    slope: float
-    intercept: float
-    rows: int
-    columns: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,79 +107,8 @@ class DicomVolumes:
 
     @property
     def n_volumes(self) -> int:
+        """Number of volumes ``V``."""
         return int(self.data.shape[3])
-
-
-@dataclass(frozen=True)
-class SeriesSummary:
-    """What a folder holds, one entry per SeriesInstanceUID (no pixel data read)."""
-
-    uid: str
-    number: str
-    description: str
-    n_files: int
-    n_frames: int
-
-
-def scan_folder(folder: str | Path, progress: bool = False) -> dict[str, list]:
-    """Read the headers (no pixels) of every DICOM file under ``folder``, grouped by series.
-
-    ``progress``: show a progress bar (when there are more than 200 files).
-
-    Returns
-    -------
-    dict
-        SeriesInstanceUID → list of ``(path, pydicom Dataset)``.
-
-    Raises
-    ------
-    InputError
-        No such folder, no DICOM file in it, or a file named like DICOM that cannot be read.
-    """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    folder = Path(folder)
-    if not folder.exists():
-        raise InputError(folder, "no such folder")
-    if not folder.is_dir():
-        raise InputError(folder, "is not a folder (expected a DICOM folder)")
-    groups: dict[str, list] = {}
-    from tqdm import tqdm
-
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    for f in tqdm(files, desc="reading DICOM headers", unit="file", disable=not progress or len(files) <= 200):
-        if f.name.startswith(".") or f.name.upper() in _SKIP_NAMES:
-            continue
-        looks_dicom = f.suffix.lower() in {".dcm", ".ima", ".dicom"}
-        try:
-            ds = pydicom.dcmread(str(f), stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            if looks_dicom:
-                raise InputError(f, f"not a readable DICOM file ({_first_line(exc)})") from None
-            continue
-        if "SeriesInstanceUID" not in ds or "Rows" not in ds:
-            continue  # DICOMDIR, structured reports, presentation states…: no image
-        groups.setdefault(str(ds.SeriesInstanceUID), []).append((f, ds))
-    if not groups:
-        raise InputError(folder, "holds no DICOM image files")
-    return groups
-
-
-def summarize(groups: dict[str, list]) -> list[SeriesSummary]:
-    """One :class:`SeriesSummary` per series, ordered by series number."""
-    out = []
-    for uid, items in groups.items():
-        ds = items[0][1]
-        nfr = sum(int(getattr(d, "NumberOfFrames", 1) or 1) for _, d in items)
-        out.append(SeriesSummary(uid, str(getattr(ds, "SeriesNumber", "")), str(getattr(ds, "SeriesDescription", "")),
-                                 len(items), nfr))
-    return sorted(out, key=lambda s: (_int_or(s.number, 10**9), s.uid))
-
-
-def list_series(folder: str | Path, progress: bool = False) -> list[SeriesSummary]:
-    """The series a DICOM folder holds (headers only)."""
-    return summarize(scan_folder(folder, progress))
 
 
 def read_dicom_series(folder: str | Path, series: str | None = None, progress: bool = False) -> DicomVolumes:
@@ -201,166 +139,41 @@ def read_dicom_series(folder: str | Path, series: str | None = None, progress: b
     if series is not None:
         chosen = [s for s in summaries if series in (s.uid, s.number)]
         if not chosen:
-            raise InputError(folder, f"no series {series!r} here; found: " + _describe(summaries))
+            raise InputError(folder, f"no series {series!r} here; found: " + describe_series(summaries))
         if len(chosen) > 1:
             raise InputError(folder, f"series number {series} is ambiguous; pick a SeriesInstanceUID: "
-                             + _describe(chosen))
+                             + describe_series(chosen))
         uid = chosen[0].uid
     elif len(summaries) > 1:
-        raise InputError(folder, f"mixes {len(summaries)} DICOM series: {_describe(summaries)}; "
+        raise InputError(folder, f"mixes {len(summaries)} DICOM series: {describe_series(summaries)}; "
                          "pick one (--series UID or number)")
     else:
         uid = summaries[0].uid
     return _assemble(folder, groups[uid])
 
 
-def assemble(folder: str | Path, groups: dict[str, list], uid: str) -> DicomVolumes:
+def assemble(folder: str | Path, groups: HeaderGroups, uid: str) -> DicomVolumes:
     """Assemble series ``uid`` from headers already read by :func:`scan_folder` (no second scan)."""
     return _assemble(Path(folder), groups[uid])
 
 
-# ------------------------------------------------------------------------------------ internals
-def _frames_of(path: Path, ds) -> list[Frame]:
-    """Describe every frame of a file (enhanced: per-frame, then shared, then top level)."""
-    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
-    per = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
-    if per is not None and len(per) != n:
-        raise InputError(path, f"NumberOfFrames is {n} but {len(per)} per-frame functional groups are present")
-    frames = []
-    for i in range(n):
-        groups = [g for g in ((per[i] if per is not None else None), shared) if g is not None]
-
-        def get(seq_kw: str, kw: str, default=None):
-            for g in groups:
-                if seq_kw in g and len(g[seq_kw].value):
-                    item = g[seq_kw].value[0]
-                    if kw in item and item[kw].value not in (None, ""):
-                        return item[kw].value
-            v = ds.get(kw, None)
-            return default if v in (None, "") else v
-
-        ipp = get("PlanePositionSequence", "ImagePositionPatient")
-        iop = get("PlaneOrientationSequence", "ImageOrientationPatient")
-        ps = get("PixelMeasuresSequence", "PixelSpacing")
-        if ipp is None or iop is None or ps is None:
-            missing = [k for k, v in (("ImagePositionPatient", ipp), ("ImageOrientationPatient", iop),
-                                      ("PixelSpacing", ps)) if v is None]
-            raise InputError(path, f"frame {i + 1} lacks {', '.join(missing)}: cannot place it in space")
-        te = get("MREchoSequence", "EffectiveEchoTime", None)
-        if te is None:
-            te = ds.get("EchoTime", None)
-        ti = get("MRModifierSequence", "InversionTimes", None)
-        if ti is not None and not isinstance(ti, (int, float)):
-            ti = list(ti)[0] if len(ti) else None
-        if ti is None:
-            ti = ds.get("InversionTime", None)
-        fa = get("MRTimingAndRelatedParametersSequence", "FlipAngle", None)
-        tr = get("MRTimingAndRelatedParametersSequence", "RepetitionTime", None)
-        slope = get("PixelValueTransformationSequence", "RescaleSlope", 1.0)
-        intercept = get("PixelValueTransformationSequence", "RescaleIntercept", 0.0)
-        try:
-            frames.append(Frame(
-                file=path, index=i, position_lps=np.asarray([float(v) for v in ipp]),
-                orientation=np.asarray([float(v) for v in iop]),
-                pixel_spacing=(float(ps[0]), float(ps[1])),
-                echo_time_ms=_num(te), inversion_time_ms=_num(ti), flip_angle_deg=_num(fa),
-                repetition_time_ms=_num(tr), slope=float(slope), intercept=float(intercept),
-                rows=int(ds.Rows), columns=int(ds.Columns)))
-        except (TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise InputError(path, f"frame {i + 1} has malformed geometry ({_first_line(exc)})") from None
-    return frames
+#: A volume's acquisition parameters (TE, TI, flip, TR), rounded; -1 where the header lacks one.
+VolumeKey = tuple[float, float, float, float]
 
 
-def _assemble(folder: Path, items: list) -> DicomVolumes:
+def _assemble(folder: Path, items: list[tuple[Path, Any]]) -> DicomVolumes:
+    """Place every frame of a series on one (X, Y, Z, V) grid and read its pixels."""
     frames: list[Frame] = []
     for path, ds in items:
-        frames += _frames_of(path, ds)
+        frames += frames_of(path, ds)
     ds0 = items[0][1]
-    # one orientation and one matrix for the whole series
-    iop0 = frames[0].orientation
-    for fr in frames:
-        if not np.allclose(fr.orientation, iop0, atol=1e-4):
-            raise InputError(fr.file, f"frame orientation {np.round(fr.orientation, 4).tolist()} differs from "
-                             f"{np.round(iop0, 4).tolist()} in {frames[0].file.name}: several stacks in one series")
-        if (fr.rows, fr.columns) != (frames[0].rows, frames[0].columns):
-            raise InputError(fr.file, f"matrix {fr.rows}×{fr.columns} differs from {frames[0].rows}×"
-                             f"{frames[0].columns} in {frames[0].file.name}")
-        if not np.allclose(fr.pixel_spacing, frames[0].pixel_spacing, atol=1e-4):
-            raise InputError(fr.file, f"PixelSpacing {fr.pixel_spacing} differs from {frames[0].pixel_spacing}")
-    row_cos, col_cos = iop0[:3], iop0[3:]
-    normal = np.cross(row_cos, col_cos)
-    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
-        raise InputError(frames[0].file, f"ImageOrientationPatient {iop0.tolist()} is not two orthonormal vectors")
-
-    # slices: cluster positions along the normal
-    d = np.array([fr.position_lps @ normal for fr in frames])
-    order = np.argsort(d, kind="stable")
-    slice_of = np.empty(len(frames), dtype=int)
-    centres: list[float] = []
-    for idx in order:
-        if not centres or d[idx] - centres[-1] > 1e-2:
-            centres.append(d[idx])
-        slice_of[idx] = len(centres) - 1
-    n_z = len(centres)
-
-    # volumes: distinct acquisition parameters
-    def key(fr: Frame):
-        return tuple(np.round(v, 3) if np.isfinite(v) else -1.0 for v in
-                     (fr.echo_time_ms, fr.inversion_time_ms, fr.flip_angle_deg, fr.repetition_time_ms))
-
-    keys = sorted(set(key(fr) for fr in frames))
-    vol_of = {k: i for i, k in enumerate(keys)}
-    n_v = len(keys)
-    frame_map = np.empty((n_z, n_v), dtype=object)
-    for fr, z in zip(frames, slice_of):
-        v = vol_of[key(fr)]
-        if frame_map[z, v] is not None:
-            other = frame_map[z, v]
-            raise InputError(fr.file, f"frame {fr.index + 1} repeats slice {z + 1} with the same parameters "
-                             f"{_key_text(keys[v], keys)} as {other.file.name} frame {other.index + 1} "
-                             "(repeated acquisition, or several series with one UID)")
-        frame_map[z, v] = fr
-    missing = [(z, v) for z in range(n_z) for v in range(n_v) if frame_map[z, v] is None]
-    if missing:
-        counts = Counter(v for _, v in missing)
-        v, c = counts.most_common(1)[0]
-        raise InputError(folder, f"incomplete series: volume {_key_text(keys[v], keys)} lacks {c} of {n_z} slices "
-                         f"({len(frames)} frames for {n_z} slices × {n_v} volumes)")
-    # positions must agree across volumes and lie on a line along the normal at even steps
+    row_cos, col_cos, normal = _common_geometry(frames)
+    slice_of = _slice_indices(frames, normal)
+    frame_map, keys = _frame_map(folder, frames, slice_of)
+    n_z, n_v = frame_map.shape
     pos = np.array([frame_map[z, 0].position_lps for z in range(n_z)])
-    for z in range(n_z):
-        for v in range(n_v):
-            if not np.allclose(frame_map[z, v].position_lps, pos[z], atol=1e-2):
-                fr = frame_map[z, v]
-                raise InputError(fr.file, f"frame {fr.index + 1} at {fr.position_lps.round(3).tolist()} is not at "
-                                 f"slice {z + 1} position {pos[z].round(3).tolist()}: volumes do not share a grid")
-    if n_z > 1:
-        step = (pos[-1] - pos[0]) / (n_z - 1)
-        steps = np.diff(pos, axis=0)
-        if not np.allclose(steps, step, atol=max(1e-2, 1e-3 * np.linalg.norm(step))):
-            gaps = np.linalg.norm(steps, axis=1).round(3).tolist()
-            raise InputError(folder, f"slice positions are not evenly spaced (steps {gaps} mm): cannot form one grid")
-    else:
-        thick = _num(_shared_or_top(ds0, "PixelMeasuresSequence", "SliceThickness"))
-        step = normal * (thick if np.isfinite(thick) else 1.0)
-
-    # pixels
-    rows, cols = frames[0].rows, frames[0].columns
-    identity = all(fr.slope == 1.0 and fr.intercept == 0.0 for fr in frames)
-    pixels = {}
-    for path, ds in items:
-        pixels[path] = _pixels(path, frames)
-    sample = next(iter(pixels.values()))
-    dtype = sample.dtype if identity else np.float32
-    data = np.empty((cols, rows, n_z, n_v), dtype=dtype)
-    for z in range(n_z):
-        for v in range(n_v):
-            fr = frame_map[z, v]
-            arr = pixels[fr.file][fr.index]
-            if not identity:
-                arr = arr.astype(np.float32) * fr.slope + fr.intercept
-            data[:, :, z, v] = arr.T
+    step = _slice_step(folder, frame_map, pos, normal, ds0)
+    data = _stack_pixels(items, frames, frame_map)
     dr, dc = frames[0].pixel_spacing
     aff = np.eye(4)
     aff[:3, 0] = row_cos * dc
@@ -378,7 +191,7 @@ def _assemble(folder: Path, items: list) -> DicomVolumes:
     if len(varying) > 1:
         raise InputError(folder, f"volumes differ by several parameters at once ({', '.join(varying)}): "
                          "not one T2 or T1 series")
-    header = _series_header(ds0, params, folder)
+    header = series_header(ds0, params)
     header["SliceSpacing_mm"] = float(np.linalg.norm(step))
     header["NumberOfSlices"] = n_z
     header["NumberOfVolumes"] = n_v
@@ -387,99 +200,122 @@ def _assemble(folder: Path, items: list) -> DicomVolumes:
     for z in range(n_z):
         for v in range(n_v):
             fmap[z, v, 0], fmap[z, v, 1] = frame_map[z, v].file, frame_map[z, v].index
-    col = lambda j: None if np.isnan(params[:, j]).all() else params[:, j].copy()  # noqa: E731
-    return DicomVolumes(data=data, affine=affine, echo_times_ms=col(0), inversion_times_ms=col(1),
-                        flip_angles_deg=col(2), repetition_times_ms=col(3),
+
+    def column(j: int) -> np.ndarray | None:
+        return None if np.isnan(params[:, j]).all() else params[:, j].copy()
+
+    return DicomVolumes(data=data, affine=affine, echo_times_ms=column(0), inversion_times_ms=column(1),
+                        flip_angles_deg=column(2), repetition_times_ms=column(3),
                         varying=varying[0] if varying else None, header=header, folder=folder,
                         files=[p for p, _ in items], frame_map=fmap, slice_positions_lps=pos)
 
 
-def _pixels(path: Path, frames: list[Frame]) -> np.ndarray:
-    """``(n_frames, rows, cols)`` stored pixel values of one file."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(str(path))
-        arr = ds.pixel_array
-    except Exception as exc:  # truncated data, unsupported transfer syntax, …
-        raise InputError(path, f"cannot read pixel data ({_first_line(exc)})") from None
-    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if n == 1 and arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] != n:
-        raise InputError(path, f"pixel data of shape {arr.shape} for {n} frame(s) of a single-sample image "
-                         "(colour or malformed)")
-    return arr
-
-
-def acquisition_datetime(ds) -> str | None:
-    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS`` of the acquisition: ``AcquisitionDateTime``, else
-    ``AcquisitionDate`` (or ``SeriesDate``, ``StudyDate``) with the matching time; None if absent."""
-    import re
-
-    text = str(ds.get("AcquisitionDateTime", "") or "")
-    if not text:
-        for d, t in (("AcquisitionDate", "AcquisitionTime"), ("SeriesDate", "SeriesTime"), ("StudyDate", "StudyTime")):
-            if ds.get(d):
-                text = str(ds.get(d)) + str(ds.get(t, "") or "")
-                break
-    m = re.match(r"(\d{4})(\d{2})(\d{2})(\d{2})?(\d{2})?(\d{2})?", text.strip())
-    if not m:
-        return None
-    y, mo, d, hh, mm, ss = (g or "00" for g in m.groups())
-    return f"{y}-{mo}-{d}T{hh}:{mm}:{ss}"
+def _common_geometry(frames: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One orientation, matrix and pixel spacing for the whole series; returns the row and column
+    direction cosines and the slice normal, each ``(3,)`` (LPS)."""
+    iop0 = frames[0].orientation
+    for fr in frames:
+        if not np.allclose(fr.orientation, iop0, atol=1e-4):
+            raise InputError(fr.file, f"frame orientation {np.round(fr.orientation, 4).tolist()} differs from "
+                             f"{np.round(iop0, 4).tolist()} in {frames[0].file.name}: several stacks in one series")
+        if (fr.rows, fr.columns) != (frames[0].rows, frames[0].columns):
+            raise InputError(fr.file, f"matrix {fr.rows}×{fr.columns} differs from {frames[0].rows}×"
+                             f"{frames[0].columns} in {frames[0].file.name}")
+        if not np.allclose(fr.pixel_spacing, frames[0].pixel_spacing, atol=1e-4):
+            raise InputError(fr.file, f"PixelSpacing {fr.pixel_spacing} differs from {frames[0].pixel_spacing}")
+    row_cos, col_cos = iop0[:3], iop0[3:]
+    normal = np.cross(row_cos, col_cos)
+    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
+        raise InputError(frames[0].file, f"ImageOrientationPatient {iop0.tolist()} is not two orthonormal vectors")
+    return row_cos, col_cos, normal
 
 
-def _series_header(ds, params: np.ndarray, folder: Path) -> dict:
-    h: dict = {}
-    for kw in ("SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName", "Manufacturer",
-               "ManufacturerModelName", "MagneticFieldStrength", "PatientPosition", "SOPClassUID",
-               "ScanningSequence", "SequenceName", "PulseSequenceName", "EchoPulseSequence", "MRAcquisitionType",
-               "ImageType"):
-        v = ds.get(kw, None)
-        if v is not None and v != "":
-            h[kw] = _plain(v)
-    if "SOPClassUID" in h:
-        h["SOPClassName"] = getattr(ds.SOPClassUID, "name", str(ds.SOPClassUID))
-    when = acquisition_datetime(ds)
-    if when:
-        h["AcquisitionDateTime"] = when
-    h["EnhancedMultiFrame"] = "PerFrameFunctionalGroupsSequence" in ds
-    thick = _shared_or_top(ds, "PixelMeasuresSequence", "SliceThickness")
-    if thick is not None:
-        h["SliceThickness"] = float(thick)
-    tr = params[:, 3]
-    if np.isfinite(tr).all() and np.unique(tr).size == 1:
-        h["RepetitionTime_ms"] = float(tr[0])
-    fa = params[:, 2]
-    if np.isfinite(fa).all() and np.unique(fa).size == 1:
-        h["FlipAngle"] = float(fa[0])
-        spin = ("SE" in str(h.get("ScanningSequence", "")) or str(h.get("EchoPulseSequence", "")) == "SPIN")
-        if spin and fa[0] > 90:
-            h["RefocusingFlipAngle"] = float(fa[0])  # Siemens spin echo: FlipAngle is the refocusing pulse
-        elif spin:
-            h["ExcitationFlipAngle"] = float(fa[0])
-    te = params[:, 0]
-    if np.isfinite(te).all():
-        h["EchoTimes_ms"] = [float(t) for t in te]
-    return h
+def _slice_indices(frames: list[Frame], normal: np.ndarray) -> np.ndarray:
+    """The slice index of each frame, ``(n_frames,)`` int: positions along the normal clustered
+    within 0.01 mm, in increasing order."""
+    d = np.array([fr.position_lps @ normal for fr in frames])
+    order = np.argsort(d, kind="stable")
+    slice_of = np.empty(len(frames), dtype=int)
+    centres: list[float] = []
+    for idx in order:
+        if not centres or d[idx] - centres[-1] > 1e-2:
+            centres.append(float(d[idx]))
+        slice_of[idx] = len(centres) - 1
+    return slice_of
 
 
-def _shared_or_top(ds, seq_kw: str, kw: str):
-    for grp in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        if grp in ds and len(ds[grp].value) and seq_kw in ds[grp].value[0]:
-            item = ds[grp].value[0][seq_kw].value[0]
-            if kw in item:
-                return item[kw].value
-    return ds.get(kw, None)
+def _volume_key(fr: Frame) -> VolumeKey:
+    te, ti, fa, tr = (float(np.round(v, 3)) if np.isfinite(v) else -1.0 for v in
+                      (fr.echo_time_ms, fr.inversion_time_ms, fr.flip_angle_deg, fr.repetition_time_ms))
+    return te, ti, fa, tr
 
 
-def _describe(summaries: list[SeriesSummary]) -> str:
-    return "; ".join(f"#{s.number or '?'} {s.description or '(no description)'} ({s.n_files} files, "
-                     f"{s.n_frames} frames, UID {s.uid})" for s in summaries)
+def _frame_map(folder: Path, frames: list[Frame], slice_of: np.ndarray) -> tuple[np.ndarray, list[VolumeKey]]:
+    """The frame at each slice and volume, ``(Z, V)`` object array, volumes sorted by their
+    parameters (returned as the second item); a repeated or missing frame is refused."""
+    keys = sorted({_volume_key(fr) for fr in frames})
+    vol_of = {k: i for i, k in enumerate(keys)}
+    n_z, n_v = int(slice_of.max()) + 1, len(keys)
+    frame_map = np.empty((n_z, n_v), dtype=object)
+    for fr, z in zip(frames, slice_of):
+        v = vol_of[_volume_key(fr)]
+        if frame_map[z, v] is not None:
+            other = frame_map[z, v]
+            raise InputError(fr.file, f"frame {fr.index + 1} repeats slice {z + 1} with the same parameters "
+                             f"{_key_text(keys[v], keys)} as {other.file.name} frame {other.index + 1} "
+                             "(repeated acquisition, or several series with one UID)")
+        frame_map[z, v] = fr
+    missing = [(z, v) for z in range(n_z) for v in range(n_v) if frame_map[z, v] is None]
+    if missing:
+        counts = Counter(v for _, v in missing)
+        v, c = counts.most_common(1)[0]
+        raise InputError(folder, f"incomplete series: volume {_key_text(keys[v], keys)} lacks {c} of {n_z} slices "
+                         f"({len(frames)} frames for {n_z} slices × {n_v} volumes)")
+    return frame_map, keys
 
 
-def _key_text(k, keys=None) -> str:
+def _slice_step(folder: Path, frame_map: np.ndarray, pos: np.ndarray, normal: np.ndarray, ds0: Any) -> np.ndarray:
+    """The LPS step from one slice to the next, ``(3,)`` mm: positions must agree across volumes
+    and lie on a line at even steps; one slice steps by its thickness along the normal."""
+    n_z, n_v = frame_map.shape
+    for z in range(n_z):
+        for v in range(n_v):
+            if not np.allclose(frame_map[z, v].position_lps, pos[z], atol=1e-2):
+                fr = frame_map[z, v]
+                raise InputError(fr.file, f"frame {fr.index + 1} at {fr.position_lps.round(3).tolist()} is not at "
+                                 f"slice {z + 1} position {pos[z].round(3).tolist()}: volumes do not share a grid")
+    if n_z == 1:
+        thick = as_float(shared_or_top(ds0, "PixelMeasuresSequence", "SliceThickness"))
+        return normal * (thick if np.isfinite(thick) else 1.0)
+    step = (pos[-1] - pos[0]) / (n_z - 1)
+    steps = np.diff(pos, axis=0)
+    if not np.allclose(steps, step, atol=max(1e-2, 1e-3 * float(np.linalg.norm(step)))):
+        gaps = np.linalg.norm(steps, axis=1).round(3).tolist()
+        raise InputError(folder, f"slice positions are not evenly spaced (steps {gaps} mm): cannot form one grid")
+    return step
+
+
+def _stack_pixels(items: list[tuple[Path, Any]], frames: list[Frame], frame_map: np.ndarray) -> np.ndarray:
+    """``(X, Y, Z, V)`` pixels, ``data[i, j, k, v] = frame(k, v)[j, i]`` after rescale (the stored
+    integer dtype is kept when every rescale is the identity, float32 otherwise)."""
+    n_z, n_v = frame_map.shape
+    rows, cols = frames[0].rows, frames[0].columns
+    identity = all(fr.slope == 1.0 and fr.intercept == 0.0 for fr in frames)
+    pixels = {path: read_pixels(path) for path, _ in items}
+    sample = next(iter(pixels.values()))
+    dtype = sample.dtype if identity else np.float32
+    data = np.empty((cols, rows, n_z, n_v), dtype=dtype)
+    for z in range(n_z):
+        for v in range(n_v):
+            fr = frame_map[z, v]
+            arr = pixels[fr.file][fr.index]
+            if not identity:
+                arr = arr.astype(np.float32) * fr.slope + fr.intercept
+            data[:, :, z, v] = arr.T
+    return data
+
+
+def _key_text(k: VolumeKey, keys: list[VolumeKey] | None = None) -> str:
     """``TE 20`` for a volume key; only the parameters that differ between ``keys`` when given."""
     names = ("TE", "TI", "flip", "TR")
     show = [True] * 4
@@ -487,42 +323,3 @@ def _key_text(k, keys=None) -> str:
         show = [len({kk[i] for kk in keys}) > 1 for i in range(4)]
     return ", ".join(f"{n} {v:g}" for n, v, s in zip(names, k, show) if v != -1.0 and s) or "(no parameters)"
 
-
-def _num(v) -> float:
-    if v is None or v == "":
-        return float("nan")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _int_or(s: str, default: int) -> int:
-    try:
-        return int(s)
-    except (TypeError, ValueError):
-        return default
-
-
-def _plain(v):
-    from pydicom.multival import MultiValue
-
-    if isinstance(v, MultiValue):
-        return [_plain(x) for x in v]
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, float):
-        return float(v)
-    if isinstance(v, str):
-        return str(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return str(v)
-
-
-def _first_line(exc: BaseException) -> str:
-    s = str(exc)
-    return s.splitlines()[0] if s else type(exc).__name__

@@ -35,7 +35,7 @@ def bids_prefix(source) -> str:
         if keep:
             return "_".join(keep)
     if p.is_dir():
-        from alsseg.io.series import subject_session_of
+        from alsseg.io.bids_names import subject_session_of
 
         sub, ses = subject_session_of(p)
         if sub:

@@ -70,7 +70,10 @@ def _t1_dict(t1) -> dict:
 
 
 def _describe_nifti(path: Path) -> dict:
-    from alsseg.io.series import T1_SUFFIX, load_anatomical, load_mese, load_t1_series, parse_bids_name, read_sidecar
+    from alsseg.io.acquisition import T1_SUFFIX
+    from alsseg.io.bids_names import parse_bids_name
+    from alsseg.io.series import load_anatomical, load_mese, load_t1_series
+    from alsseg.io.sidecar import read_sidecar
 
     ents, suffix = parse_bids_name(path)
     meta = read_sidecar(path, required=False)
@@ -89,7 +92,7 @@ def _describe_nifti(path: Path) -> dict:
 
 def _describe_dicom(path: Path, series: str | None, progress: bool = False) -> dict:
     from alsseg.io.dicom import assemble, read_dicom_series, scan_folder, summarize
-    from alsseg.io.series import mese_from_dicom, t1_from_dicom
+    from alsseg.io.from_dicom import mese_from_dicom, t1_from_dicom
 
     groups = scan_folder(path, progress)
     summaries = summarize(groups)

@@ -38,8 +38,8 @@ SESSION_MAPS = ("t2_water_ms", "fat_fraction", "b1", "m0", "r2", "t2_mono_ms", "
 def bids_file(root: Path, subject: str, session: str | None, suffix: str, entities: dict | None = None,
               ext: str = ".nii.gz") -> Path:
     """``root/sub-X[/ses-Y]/anat/sub-X[_ses-Y][_key-value…]_suffix.ext`` (see
-    :func:`alsseg.io.series.bids_path`)."""
-    from alsseg.io.series import bids_path
+    :func:`alsseg.io.bids_names.bids_path`)."""
+    from alsseg.io.bids_names import bids_path
 
     return bids_path(root, subject, session, suffix, entities, ext=ext)
 

@@ -80,7 +80,7 @@ class SessionJob:
     def from_bids(cls, s, labels_root: Path | None = None) -> "SessionJob":
         """From an :class:`alsseg.io.bids.Session`; ``labels_root`` = a derivative folder holding
         ``…_desc-muscles_dseg.nii.gz`` files in BIDS layout."""
-        from alsseg.io.series import bids_path
+        from alsseg.io.bids_names import bids_path
 
         labels = None
         if labels_root is not None:
@@ -122,7 +122,7 @@ def session_job_from_path(path: str | Path, labels: str | Path | None = None, t1
         anat = p / "anat"
     elif p.is_dir() and p.name == "anat":
         anat = p
-    from alsseg.io.series import subject_session_of
+    from alsseg.io.bids_names import subject_session_of
 
     found_sub, found_ses = subject_session_of(p)
     sub = subject or found_sub
