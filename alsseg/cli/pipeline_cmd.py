@@ -136,9 +136,10 @@ def _run_locked(args, job, root, opts, out) -> int:
     from alsseg import pipeline
 
     pipeline.prepare_output(out, str(Path(root).resolve()), opts)
-    from tqdm.auto import tqdm
+    from alsseg.progress import progress_bar
 
-    bar = tqdm(total=6, desc=job.name, disable=args.quiet, leave=False, bar_format="{desc}: {n}/{total} stages [{elapsed}] {postfix}")
+    bar = progress_bar(total=6, desc=job.name, unit="stage", show=not args.quiet, leave=False,
+                       bar_format="{desc}: {n}/{total} stages [{elapsed}] {postfix}")
 
     def stage(name):
         bar.set_postfix_str(name)

@@ -29,6 +29,7 @@ from alsseg.io.acquisition import T1_ENTITY, T1_SUFFIX
 from alsseg.io.bids_names import parse_bids_name
 from alsseg.io.errors import InputError
 from alsseg.io.tables import read_tsv as _read_tsv
+from alsseg.progress import progress_bar
 
 #: Newtons per kilogram-force (MVIC recorded in kg is converted to N).
 KGF_TO_N = 9.80665
@@ -224,12 +225,10 @@ class BidsDataset:
         progress : bool
             Show a progress bar over sessions.
         """
-        from tqdm import tqdm
-
         from alsseg.io.series import load_anatomical
 
         problems = []
-        for s in tqdm(self.sessions, desc="checking sessions", unit="session", disable=not progress):
+        for s in progress_bar(self.sessions, desc="checking sessions", unit="session", show=progress):
             for present, load in ((s.mese is not None, s.load_mese), (s.t1 is not None, s.load_t1),
                                   (s.anat is not None, lambda: load_anatomical(s.anat)), (True, s.check_grids)):
                 if not present:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from alsseg.io.errors import InputError, first_line
+from alsseg.progress import progress_bar
 
 _SKIP_NAMES = {"DICOMDIR", "LOCKFILE", "VERSION"}
 
@@ -50,10 +51,8 @@ def scan_folder(folder: str | Path, progress: bool = False) -> HeaderGroups:
     if not folder.is_dir():
         raise InputError(folder, "is not a folder (expected a DICOM folder)")
     groups: HeaderGroups = {}
-    from tqdm import tqdm
-
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    for f in tqdm(files, desc="reading DICOM headers", unit="file", disable=not progress or len(files) <= 200):
+    for f in progress_bar(files, desc="reading DICOM headers", unit="file", show=progress and len(files) > 200):
         if f.name.startswith(".") or f.name.upper() in _SKIP_NAMES:
             continue
         looks_dicom = f.suffix.lower() in {".dcm", ".ima", ".dicom"}

@@ -183,15 +183,14 @@ def run_cohort(bids_root: str | Path, out_dir: str | Path, options: PipelineOpti
 
 
 def _run_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, segmenter, scheduler):
-    from tqdm.auto import tqdm
-
     from alsseg.pipeline import jobs as runners
+    from alsseg.progress import progress_bar
 
     prepare_output(out_dir, str(bids_root.resolve()), options)
     if segmenter is None:
         segmenter = BundleSegmenter(options.model)
     results: list[SessionOutcome] = []
-    bar = tqdm(total=len(todo), desc="sessions", unit="session", disable=quiet, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc="sessions", unit="session", show=not quiet)
     pending = []
     for job in todo:
         if is_done(out_dir, job, options):

@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from alsseg.progress import progress_bar
+
 
 def map_chunks(func, y: np.ndarray, *, chunk_voxels: int = 16384, n_jobs: int = 1,
                progress: bool = False, desc: str = "fit") -> dict[str, np.ndarray]:
@@ -24,8 +26,7 @@ def map_chunks(func, y: np.ndarray, *, chunk_voxels: int = 16384, n_jobs: int = 
     starts = list(range(0, n, chunk_voxels))
     bar = None
     if progress and n > 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, desc=desc, unit="vox", unit_scale=True, leave=False)
+        bar = progress_bar(total=n, desc=desc, unit="vox", unit_scale=True, leave=False)
 
     def run(s):
         out = func(y[s:s + chunk_voxels])
