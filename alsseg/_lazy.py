@@ -7,7 +7,7 @@ never pulls numpy, nibabel or torch.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def lazy_exports(package: str, where: dict[str, tuple[str, ...]], namespace: dict

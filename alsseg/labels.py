@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _ANATOMY_DIR = Path(__file__).parent / "data" / "anatomies"
@@ -108,7 +108,7 @@ def available_anatomies() -> list[str]:
     return sorted(p.stem for p in _ANATOMY_DIR.glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_anatomy(name_or_path: str = DEFAULT_ANATOMY) -> Anatomy:
     """Load an anatomy by shipped name (``"lowerleg"``) or from a JSON file path."""
     path = Path(name_or_path)

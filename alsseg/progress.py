@@ -9,7 +9,8 @@ progress lines. The verbs themselves say what they did when they finish.
 from __future__ import annotations
 
 import sys
-from typing import IO, Any, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 

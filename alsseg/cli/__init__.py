@@ -45,7 +45,7 @@ class UsageError(Exception):
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line ``alsseg: error: PROBLEM`` (no usage block)."""
 
-    def error(self, message: str):  # noqa: D102 - argparse API
+    def error(self, message: str):
         raise UsageError(f"{self.prog.replace('alsseg ', '', 1) + ': ' if self.prog != 'alsseg' else ''}{message}")
 
 

@@ -77,10 +77,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- convert
 def run_convert(args: argparse.Namespace) -> int:
+    from alsseg.io.atomic import check_output_folder
     from alsseg.io.convert import convert_dicom, convert_dicom_all
     from alsseg.io.errors import InputError
-
-    from alsseg.io.atomic import check_output_folder
 
     check_output_folder(args.out)
     if args.all:

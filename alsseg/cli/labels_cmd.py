@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         anatomy = L.load_anatomy(args.anatomy)
-    except FileNotFoundError as exc:
+    except FileNotFoundError:
         raise InputError(args.anatomy, "no such anatomy (shipped: " + ", ".join(L.available_anatomies()) + ")") from None
     if args.format == "table":
         lines = [f"anatomy {anatomy.name}: {anatomy.description}", f"{'id':>4}  {'name':<7} {'colour':<8} muscle"]

@@ -165,7 +165,6 @@ def _run_locked(args, job, root, opts, out) -> int:
 
 def cmd_cohort(args) -> int:
     from alsseg import pipeline
-
     from alsseg.io.atomic import check_output_folder
 
     out = check_output_folder(Path(args.out) if args.out else Path(args.bids_root) / "derivatives" / "alsseg")

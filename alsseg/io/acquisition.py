@@ -62,7 +62,7 @@ class MeseSeries:
     @property
     def n_echoes(self) -> int:
         """Number of echoes."""
-        return int(len(self.echo_times_ms))
+        return len(self.echo_times_ms)
 
     @property
     def echo_spacing_ms(self) -> float:

@@ -18,8 +18,8 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from alsseg.io.errors import InputError
 

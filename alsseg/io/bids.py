@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
 
 from alsseg.io.acquisition import T1_ENTITY, T1_SUFFIX
 from alsseg.io.bids_names import parse_bids_name
-from alsseg.io.errors import InputError
+from alsseg.io.errors import InputError, first_line
 from alsseg.io.tables import read_tsv as _read_tsv
 from alsseg.progress import progress_bar
 
@@ -230,7 +230,7 @@ class BidsDataset:
         problems = []
         for s in progress_bar(self.sessions, desc="checking sessions", unit="session", show=progress):
             for present, load in ((s.mese is not None, s.load_mese), (s.t1 is not None, s.load_t1),
-                                  (s.anat is not None, lambda: load_anatomical(s.anat)), (True, s.check_grids)):
+                                  (s.anat is not None, partial(load_anatomical, s.anat)), (True, s.check_grids)):
                 if not present:
                     continue
                 try:
@@ -320,8 +320,8 @@ def _grid(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
 
     try:
         img = nib.load(str(path))
-    except Exception as exc:
-        raise InputError(path, f"not a readable NIfTI file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for a corrupt file
+        raise InputError(path, f"not a readable NIfTI file ({first_line(exc)})") from None
     return tuple(int(v) for v in img.shape[:3]), np.asarray(img.affine)
 
 

@@ -123,7 +123,7 @@ def convert_dicom_all(dicom_dir: str | Path, out: str | Path, *, subject: str | 
     names = [p for items, _ in batches for p, _, _ in items]
     dup = {p for p in names if names.count(p) > 1}
     if dup:
-        raise InputError(sorted(dup)[0], "two series would be written to this name; convert them one by one "
+        raise InputError(min(dup), "two series would be written to this name; convert them one by one "
                          "with --series")
     for items, _ in batches:
         _refuse_existing(items, overwrite)

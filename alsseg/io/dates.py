@@ -49,7 +49,7 @@ def _tsv_dates(path: Path, key: str) -> dict:
     return out
 
 
-def session_dates(sessions) -> "pd.DataFrame":  # noqa: F821
+def session_dates(sessions) -> pd.DataFrame:  # noqa: F821
     """Acquisition date-time of each session (:class:`alsseg.io.bids.Session` list).
 
     Returns

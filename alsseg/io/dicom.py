@@ -169,7 +169,7 @@ def _assemble(folder: Path, items: list[tuple[Path, Any]]) -> DicomVolumes:
     ds0 = items[0][1]
     row_cos, col_cos, normal = _common_geometry(frames)
     slice_of = _slice_indices(frames, normal)
-    frame_map, keys = _frame_map(folder, frames, slice_of)
+    frame_map = _frame_map(folder, frames, slice_of)
     n_z, n_v = frame_map.shape
     pos = np.array([frame_map[z, 0].position_lps for z in range(n_z)])
     step = _slice_step(folder, frame_map, pos, normal, ds0)
@@ -250,9 +250,9 @@ def _volume_key(fr: Frame) -> VolumeKey:
     return te, ti, fa, tr
 
 
-def _frame_map(folder: Path, frames: list[Frame], slice_of: np.ndarray) -> tuple[np.ndarray, list[VolumeKey]]:
+def _frame_map(folder: Path, frames: list[Frame], slice_of: np.ndarray) -> np.ndarray:
     """The frame at each slice and volume, ``(Z, V)`` object array, volumes sorted by their
-    parameters (returned as the second item); a repeated or missing frame is refused."""
+    parameters; a repeated or missing frame is refused."""
     keys = sorted({_volume_key(fr) for fr in frames})
     vol_of = {k: i for i, k in enumerate(keys)}
     n_z, n_v = int(slice_of.max()) + 1, len(keys)
@@ -271,7 +271,7 @@ def _frame_map(folder: Path, frames: list[Frame], slice_of: np.ndarray) -> tuple
         v, c = counts.most_common(1)[0]
         raise InputError(folder, f"incomplete series: volume {_key_text(keys[v], keys)} lacks {c} of {n_z} slices "
                          f"({len(frames)} frames for {n_z} slices × {n_v} volumes)")
-    return frame_map, keys
+    return frame_map
 
 
 def _slice_step(folder: Path, frame_map: np.ndarray, pos: np.ndarray, normal: np.ndarray, ds0: Any) -> np.ndarray:

@@ -64,7 +64,7 @@ def frames_of(path: Path, ds: Any) -> list[Frame]:
             te = ds.get("EchoTime", None)
         ti = _frame_value(ds, groups, "MRModifierSequence", "InversionTimes", None)
         if ti is not None and not isinstance(ti, (int, float)):
-            ti = list(ti)[0] if len(ti) else None
+            ti = next(iter(ti), None)
         if ti is None:
             ti = ds.get("InversionTime", None)
         fa = _frame_value(ds, groups, "MRTimingAndRelatedParametersSequence", "FlipAngle", None)

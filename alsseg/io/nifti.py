@@ -48,13 +48,13 @@ class Image:
         """Axis codes, e.g. ``'RAS'`` or ``'LPS'`` (nibabel convention: direction each axis increases to)."""
         return "".join(nib.aff2axcodes(self.affine))
 
-    def with_data(self, data: np.ndarray, **meta) -> "Image":
+    def with_data(self, data: np.ndarray, **meta) -> Image:
         """Same grid, new voxels (spatial shape must match)."""
         if data.shape[:3] != self.data.shape[:3]:
             raise ValueError(f"shape {data.shape} does not match grid {self.data.shape[:3]}")
         return replace(self, data=data, path=None, meta={**self.meta, **meta})
 
-    def to_ras(self) -> "Image":
+    def to_ras(self) -> Image:
         """Canonical view: voxel axes permuted/flipped so the affine is closest to RAS."""
         ornt = nib.orientations.io_orientation(self.affine)
         ras = nib.orientations.axcodes2ornt("RAS")
@@ -65,7 +65,7 @@ class Image:
         return replace(self, data=np.ascontiguousarray(data), affine=affine,
                        meta={**self.meta, "_ras_from": (self.affine, self.data.shape[:3])})
 
-    def from_ras(self, reference: "Image") -> "Image":
+    def from_ras(self, reference: Image) -> Image:
         """Map an image on ``reference.to_ras()``'s grid back onto ``reference``'s own grid."""
         ornt_ref = nib.orientations.io_orientation(reference.affine)
         ras = nib.orientations.axcodes2ornt("RAS")
@@ -102,7 +102,7 @@ def load_nifti(path: str | Path, *, ndim: int | tuple[int, ...] | None = None,
         data = np.asanyarray(img.dataobj)
     except InputError:
         raise
-    except Exception as exc:  # nibabel raises many types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for a corrupt file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(path, f"not a readable NIfTI file ({msg})") from None
     if data.ndim == 4 and data.shape[3] == 1:

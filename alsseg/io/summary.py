@@ -75,7 +75,7 @@ def _describe_nifti(path: Path) -> dict:
     from alsseg.io.series import load_anatomical, load_mese, load_t1_series
     from alsseg.io.sidecar import read_sidecar
 
-    ents, suffix = parse_bids_name(path)
+    _, suffix = parse_bids_name(path)
     meta = read_sidecar(path, required=False)
     out = {"type": "nifti", "path": str(path)}
     t1_lists = any(isinstance(meta.get(k), list) for k in ("InversionTime", "FlipAngle", "RepetitionTime"))
@@ -181,7 +181,7 @@ def _describe_bids(root: Path, check: bool = False, progress: bool = False) -> d
         "type": "bids", "path": str(root), "n_subjects": len(ds.subjects), "n_sessions": len(ds.sessions),
         "groups": {str(k): int(v) for k, v in groups.items()},
         "sessions": [{"subject": s.subject, "session": s.session, **_session_files(s)} for s in ds.sessions],
-        "motor_rows": int(len(motor)),
+        "motor_rows": len(motor),
         "motor_missing": {c: int(motor[c].isna().sum()) for c in ("cmap_mv", "mvic_n")},
         "report": ds.report(),
         **({"problems": ds.check_inputs(progress=progress)} if check else {}),
@@ -194,7 +194,7 @@ def _ndim(path: Path) -> int | None:
 
     try:
         shape = nib.load(str(path)).shape
-    except Exception:
+    except Exception:  # noqa: BLE001 - nibabel raises many types; an unreadable header gives None
         return None
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]

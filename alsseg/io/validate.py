@@ -17,8 +17,8 @@ import errno
 import os
 import stat
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

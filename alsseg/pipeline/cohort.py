@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from alsseg.io.atomic import write_text_atomic
 from alsseg.io.errors import InputError

@@ -7,9 +7,9 @@ input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from alsseg.io.errors import InputError
 
@@ -136,8 +136,8 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
     import numpy as np
 
     from alsseg.io.maps import bids_prefix, map_paths, write_maps
-    from alsseg.relax.acquisition import MeseAcquisition
     from alsseg.maps import EPG_NAMES, MONO_NAMES, mono_descs
+    from alsseg.relax.acquisition import MeseAcquisition
     from alsseg.relax.volume import acquisition_provenance, fit_t2_volume
 
     o = options

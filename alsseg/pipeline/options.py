@@ -77,7 +77,7 @@ class SessionJob:
         return f"{self.subject}_{self.session}" if self.session else self.subject
 
     @classmethod
-    def from_bids(cls, s, labels_root: Path | None = None) -> "SessionJob":
+    def from_bids(cls, s, labels_root: Path | None = None) -> SessionJob:
         """From an :class:`alsseg.io.bids.Session`; ``labels_root`` = a derivative folder holding
         ``…_desc-muscles_dseg.nii.gz`` files in BIDS layout."""
         from alsseg.io.bids_names import bids_path

@@ -8,9 +8,10 @@ into files.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class SegmenterLike(Protocol):
     """Anything that segments: ``predict(image) -> label Image`` on the image's grid
     (:class:`alsseg.seg.Segmenter` is one)."""
 
-    def predict(self, image: "Image") -> "Image": ...
+    def predict(self, image: Image) -> Image: ...
 
 
 class BundleSegmenter:
@@ -42,14 +43,14 @@ class BundleSegmenter:
         self.model = model
         self._segmenter = None
 
-    def predict(self, image: "Image") -> "Image":
+    def predict(self, image: Image) -> Image:
         if self._segmenter is None:
             from alsseg.seg import Segmenter
 
             self._segmenter = Segmenter.from_bundle(self.model)
         return self._segmenter.predict(image)
 
-    def predict_with_confidence(self, image: "Image"):
+    def predict_with_confidence(self, image: Image):
         """``(labels, per-muscle confidence rows)``, see :meth:`alsseg.seg.Segmenter.predict_with_confidence`."""
         if self._segmenter is None:
             from alsseg.seg import Segmenter
@@ -61,7 +62,7 @@ class BundleSegmenter:
         return {"model": self.model, "_segmenter": None}
 
 
-def segment_with_confidence(segmenter: SegmenterLike, image: "Image") -> tuple[np.ndarray, dict | None]:
+def segment_with_confidence(segmenter: SegmenterLike, image: Image) -> tuple[np.ndarray, dict | None]:
     """``(labels (X, Y, Z), {label id: seg_confidence} or None)``: the confidence where the
     segmenter gives one (``predict_with_confidence``), else None."""
     if hasattr(segmenter, "predict_with_confidence"):
@@ -105,11 +106,11 @@ class SessionResult:
     """
 
     job: SessionJob
-    reference: "Image"
+    reference: Image
     labels: np.ndarray
     label_source: str
     maps: dict[str, np.ndarray]
-    table: "pd.DataFrame"
+    table: pd.DataFrame
     qc_png: bytes | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     overlay_pngs: list = field(default_factory=list)

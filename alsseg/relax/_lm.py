@@ -53,7 +53,7 @@ def batched_lm(fun, p0: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.
     n, P = p.shape
     if aux is not None:
         fun_all = fun
-        fun = lambda q, rows=None: fun_all(q, aux if rows is None else aux[rows])  # noqa: E731
+        fun = lambda q, rows=None: fun_all(q, aux if rows is None else aux[rows])
     lower = np.broadcast_to(lower, p.shape)
     upper = np.broadcast_to(upper, p.shape)
     m, jac = fun(p)

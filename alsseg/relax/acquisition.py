@@ -91,12 +91,12 @@ class MeseAcquisition:
             return 1.0
         return float(1.0 - np.exp(-(self.tr_ms - self.echo_times_ms[-1]) / t1_ms))
 
-    def with_(self, **changes) -> "MeseAcquisition":
+    def with_(self, **changes) -> MeseAcquisition:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
     @classmethod
-    def from_echo_times(cls, echo_times_ms, *, path=None, **kwargs) -> "MeseAcquisition":
+    def from_echo_times(cls, echo_times_ms, *, path=None, **kwargs) -> MeseAcquisition:
         """Build from a list of echo times; refuses a non-uniform train (TE_n must be n · ESP).
 
         Raises:
@@ -115,7 +115,7 @@ class MeseAcquisition:
                    n_echoes=int(te.size), **kwargs)
 
     @classmethod
-    def from_series(cls, series, **overrides) -> "MeseAcquisition":
+    def from_series(cls, series, **overrides) -> MeseAcquisition:
         """Build from an :class:`alsseg.io.MeseSeries` (its echo times, TR, flip angles, field).
 
         ``overrides`` replace what the headers say (e.g. ``fat_t2_ms=140``, ``tr_ms=4000``).

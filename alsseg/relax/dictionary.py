@@ -18,7 +18,6 @@ from alsseg.io.errors import InputError
 from alsseg.relax.acquisition import MeseAcquisition
 from alsseg.relax.epg import cpmg_echoes
 
-
 #: Catmull-Rom weight of node ``k`` (i−1 … i+2) as polynomial coefficients in ``t`` (powers 0–3).
 _CR_MATRIX = np.array([[0.0, -0.5, 1.0, -0.5],
                        [1.0, 0.0, -2.5, 1.5],
@@ -99,12 +98,12 @@ class EpgDictionary:
         self.b1 = blo + b1_step * np.arange(-1, n_b + 2)
         self.t2_step, self.b1_step = t2_step, b1_step
         T, B, E = self.log_t2.size, self.b1.size, acq.n_echoes
-        kw = dict(refocus_deg=acq.refocus_deg, excite_deg=acq.excite_deg, profile=acq.profile,
-                  dtype=np.complex64)
+        kw = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile,
+              "dtype": np.complex64}
         tt, bb = np.meshgrid(np.exp(self.log_t2), self.b1, indexing="ij")
         t2s, b1s = tt.ravel(), bb.ravel()
         parts = np.array_split(np.arange(t2s.size), max(1, int(n_jobs)))
-        sim = lambda ix: cpmg_echoes(t2s[ix], acq.water_t1_ms, b1s[ix], acq.echo_spacing_ms, E, **kw)  # noqa: E731
+        sim = lambda ix: cpmg_echoes(t2s[ix], acq.water_t1_ms, b1s[ix], acq.echo_spacing_ms, E, **kw)
         if len(parts) > 1:  # the EPG kernels are numpy ufuncs that release the GIL
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(len(parts)) as pool:
@@ -117,7 +116,7 @@ class EpgDictionary:
         self.water_echoes = water  # (T, B, E)
         self.fat_echoes = fat      # (B, E)
         atoms = np.concatenate([water.reshape(-1, E), fat])
-        _, sv, vt = np.linalg.svd(atoms, full_matrices=False)
+        vt = np.linalg.svd(atoms, full_matrices=False)[2]
         # smallest rank whose worst per-atom relative error is below rank_tol
         norms = np.linalg.norm(atoms, axis=1)
         for r in range(2, E + 1):

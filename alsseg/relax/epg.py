@@ -33,14 +33,14 @@ class SliceProfile:
     weights: np.ndarray
 
     @classmethod
-    def ideal(cls) -> "SliceProfile":
+    def ideal(cls) -> SliceProfile:
         """A perfectly rectangular slice: one position, nominal flips."""
         one = np.ones(1)
         return cls(one, one, one)
 
     @classmethod
     def smooth(cls, n_positions: int = 16, transition: float = 0.12,
-               refocus_width_ratio: float = 1.0, extent: float = 1.0) -> "SliceProfile":
+               refocus_width_ratio: float = 1.0, extent: float = 1.0) -> SliceProfile:
         """A rectangular slice of unit width smoothed by an erf transition.
 
         Args:
@@ -62,7 +62,7 @@ class SliceProfile:
     @classmethod
     def sinc_pulses(cls, tbw_excite: float = 2.0, tbw_refocus: float = 2.0,
                     refocus_width_ratio: float = 1.2, n_positions: int = 32,
-                    extent: float = 1.5, refocus_from_90: bool = False) -> "SliceProfile":
+                    extent: float = 1.5, refocus_from_90: bool = False) -> SliceProfile:
         """Profiles of Hanning-windowed sinc pulses, by Bloch (spinor) simulation.
 
         Each pulse ``b(t) = hann(t) · sinc(TBW · t)`` on ``t ∈ [−½, ½]`` is simulated with the
@@ -146,6 +146,21 @@ def cpmg_echoes(t2_ms, t1_ms, b1, echo_spacing_ms: float, n_echoes: int, *,
     return np.abs((sig.reshape(B, P, n_echoes) * profile.weights[None, :, None]).sum(axis=1))
 
 
+def _relax_shift(fp: np.ndarray, fm: np.ndarray, z: np.ndarray, e2: np.ndarray, e1: np.ndarray, r1: np.ndarray,
+                 w: int) -> None:
+    """In place, on the first ``w`` orders of the ``(K, n)`` states: relaxation over τ (``e2`` =
+    exp(−τ/T2), ``e1`` = exp(−τ/T1), recovery ``r1`` = 1 − e1 into ``Z_0``), then one dephasing shift."""
+    f_p, f_m, zz = fp[:w], fm[:w], z[:w]
+    f_p *= e2
+    f_m *= e2
+    zz *= e1
+    zz[0] += r1
+    f_p[1:] = f_p[:-1].copy()
+    f_m[:-1] = f_m[1:].copy()
+    f_m[-1] = 0
+    f_p[0] = np.conj(f_m[0])
+
+
 def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096,
                dtype=np.complex128) -> np.ndarray:
     """Unprofiled EPG: ``(N,)`` inputs → ``(N, n_echoes)`` complex echoes ``F+_0``.
@@ -185,22 +200,10 @@ def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096
         fm[0] = fp[0]
         z[0] = np.cos(excite_rad[sl])
         shifts = 0
-
-        def relax_shift(w):
-            f_p, f_m, zz = fp[:w], fm[:w], z[:w]
-            f_p *= e2
-            f_m *= e2
-            zz *= e1
-            zz[0] += r1
-            f_p[1:] = f_p[:-1].copy()
-            f_m[:-1] = f_m[1:].copy()
-            f_m[-1] = 0
-            f_p[0] = np.conj(f_m[0])
-
         for e in range(n_echoes):
             shifts += 1
             w = min(K, min(shifts, n_shifts - shifts) + 2)
-            relax_shift(w)
+            _relax_shift(fp, fm, z, e2, e1, r1, w)
             f_p, f_m, zz = fp[:w], fm[:w], z[:w]
             dz = isa * zz
             nfp = c2 * f_p + s2 * f_m - dz
@@ -209,6 +212,6 @@ def _cpmg_core(t2, t1, excite_rad, refocus_rad, esp, n_echoes, chunk: int = 4096
             fp[:w] = nfp
             fm[:w] = nfm
             shifts += 1
-            relax_shift(min(K, min(shifts, n_shifts - shifts) + 2))
+            _relax_shift(fp, fm, z, e2, e1, r1, min(K, min(shifts, n_shifts - shifts) + 2))
             out[sl, e] = fp[0]
     return out

@@ -13,8 +13,7 @@ from alsseg.io.errors import InputError
 from alsseg.relax._chunks import map_chunks
 from alsseg.relax._lm import batched_lm, orthonormal_pairs, parabolic_peak
 from alsseg.relax.acquisition import MeseAcquisition
-from alsseg.relax.t2 import (FLAG_INVALID_DATA, FLAG_NOT_CONVERGED, FLAG_T2_AT_BOUND, _check_data, _Fit, _r2,
-                             _valid_rows)
+from alsseg.relax.t2 import FLAG_INVALID_DATA, FLAG_NOT_CONVERGED, FLAG_T2_AT_BOUND, _check_data, _Fit, _r2, _valid_rows
 
 
 class MonoExpT2Fit(_Fit):

@@ -43,14 +43,14 @@ from alsseg.relax.epg import SliceProfile
 
 #: name → (description, keyword arguments of :meth:`SliceProfile.sinc_pulses`, or None = ideal).
 SLICE_PROFILE_PRESETS = {
-    "siemens": ("Hanning-sinc, TBW 3.0 / 2.5, refocusing = 2 x the 90-degree profile, refocusing slab 0.9 x "
-                "(tuned on the Siemens se2d17 scan; the default)",
-                dict(tbw_excite=3.0, tbw_refocus=2.5, refocus_width_ratio=0.9, refocus_from_90=True)),
-    "sinc-tbw2": ("Hanning-sinc, TBW 2 / 2, refocusing = 2 x the 90-degree profile, refocusing slab 1.2 x "
-                  "(the pulse parameters MyoQMRI assumes; alsseg's Bloch profile, not MyoQMRI's arrays)", dict(tbw_excite=2.0, tbw_refocus=2.0, refocus_width_ratio=1.2,
-                                             refocus_from_90=True)),
+    "siemens": (("Hanning-sinc, TBW 3.0 / 2.5, refocusing = 2 x the 90-degree profile, refocusing slab 0.9 x "
+                 "(tuned on the Siemens se2d17 scan; the default)"),
+                {"tbw_excite": 3.0, "tbw_refocus": 2.5, "refocus_width_ratio": 0.9, "refocus_from_90": True}),
+    "sinc-tbw2": (("Hanning-sinc, TBW 2 / 2, refocusing = 2 x the 90-degree profile, refocusing slab 1.2 x "
+                   "(the pulse parameters MyoQMRI assumes; alsseg's Bloch profile, not MyoQMRI's arrays)"),
+                  {"tbw_excite": 2.0, "tbw_refocus": 2.0, "refocus_width_ratio": 1.2, "refocus_from_90": True}),
     "generic": ("textbook: Hanning-sinc, TBW 4 / 4, refocusing simulated at 180 degrees, equal slabs",
-                dict(tbw_excite=4.0, tbw_refocus=4.0, refocus_width_ratio=1.0)),
+                {"tbw_excite": 4.0, "tbw_refocus": 4.0, "refocus_width_ratio": 1.0}),
     "ideal": ("rectangular slice, nominal flip angles everywhere", None),
 }
 DEFAULT_SLICE_PROFILE = "siemens"

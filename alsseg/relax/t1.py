@@ -106,7 +106,6 @@ class _T1Model:
         return T1Fit(self, _Fit._scatter(mask, vals), mask)
 
     def _finish(self, y, model, t1, m0, conv, extra=None):
-        n = y.shape[0]
         ss = ((y - model) ** 2).sum(1)
         lo, hi = self.t1_range_ms
         fl = np.where(np.isfinite(t1), 0, FLAG_INVALID_DATA).astype(np.uint8)

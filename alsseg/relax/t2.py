@@ -120,7 +120,7 @@ def two_component_signal(acq: MeseAcquisition, t2_water_ms, fat_fraction, b1, m0
         dic = EpgDictionary(acq, (lo * 0.999, max(hi * 1.001, lo * 1.01)),
                             (blo - 1e-3, max(bhi + 1e-3, blo + 0.01)))
         return dic.signal(t2, ff, b1, m0)
-    kw = dict(refocus_deg=acq.refocus_deg, excite_deg=acq.excite_deg, profile=acq.profile)
+    kw = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile}
     water = cpmg_echoes(pairs[:, 0], acq.water_t1_ms, pairs[:, 1], acq.echo_spacing_ms, acq.n_echoes, **kw)
     water *= acq.recovery(acq.water_t1_ms)
     b1u, binv = np.unique(pairs[:, 1], return_inverse=True)
@@ -246,8 +246,7 @@ class EpgT2Model:
         self.second_start_b1_distance = float(second_start_b1_distance)
         self.tol = float(tol)
         self.dictionary = dic = EpgDictionary(acq, t2_range_ms, b1_range, t2_step, b1_step, n_jobs=n_jobs)
-        T, B = dic.log_t2.size, dic.b1.size
-        (ulo, uhi), (vlo, vhi) = dic.u_bounds, dic.v_bounds
+        uhi, vhi = dic.u_bounds[1], dic.v_bounds[1]
         iu = np.unique(np.r_[np.arange(1, int(np.floor(uhi)) + 1, coarse_stride[0]), int(np.floor(uhi))])
         iv = np.unique(np.r_[np.arange(1, int(np.floor(vhi)) + 1, coarse_stride[1]), int(np.floor(vhi))])
         gv, gu = np.meshgrid(iv, iu, indexing="ij")  # atom j = b·nu + a: T2 varies fastest

@@ -160,8 +160,8 @@ def build_report(results: dict, participants: pd.DataFrame, motor: pd.DataFrame,
     n_bad = int((status["status"] != "done").sum()) if not status.empty else 0
     groups = participants["group"].value_counts() if "group" in participants else pd.Series(dtype=int)
     gtext = ", ".join(f"{n} {g}" for g, n in groups.items()) if len(groups) else "no groups"
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+    out = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>"), f"<h1>{html.escape(title)}</h1>",
            f"<p class='note'>{n_sub} subjects ({gtext}), {n_ses} sessions analysed"
            + (f", <span class='bad'>{n_bad} not analysed</span>" if n_bad else "")
            + f" · generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by alsseg</p>"]

@@ -173,8 +173,7 @@ def _add_fdr(out: pd.DataFrame, pcols, family) -> pd.DataFrame:
     for pc in pcols:
         qc = pc[:-1] + "q"
         out[qc] = np.nan
-        for _, idx in out[~is_group].groupby(family if len(family) > 1 else family[0],
-                                             sort=False).groups.items():
+        for idx in out[~is_group].groupby(family if len(family) > 1 else family[0], sort=False).groups.values():
             out.loc[idx, qc] = bh_fdr(out.loc[idx, pc].to_numpy(float))
     return out
 
@@ -340,7 +339,7 @@ def abnormal_muscles(muscles: pd.DataFrame, participants: pd.DataFrame,
         ok = part[np.isfinite(part["z"])]
         ab = ok[ok["abnormal"]]
         counts.append({"participant_id": pid, "session_id": ses, "measure": measure,
-                       "n_abnormal": int(len(ab)), "n_muscles": int(len(ok)),
+                       "n_abnormal": len(ab), "n_muscles": len(ok),
                        "abnormal_muscles": ",".join(f"{m}_{s}" for m, s in zip(ab["muscle"], ab["side"]))})
     return z, pd.DataFrame(counts, columns=["participant_id", "session_id", "measure", "n_abnormal",
                                             "n_muscles", "abnormal_muscles"])

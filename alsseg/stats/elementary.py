@@ -81,7 +81,7 @@ def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson",
     y = np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    n = int(len(x))
+    n = len(x)
     out = {"n": n, "r": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan}
     if n < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
@@ -178,7 +178,7 @@ def mixedlm_fixed_effect(data: pd.DataFrame, y: str, x: str, groups: str = "part
         ci = fit.conf_int().loc["_x"]
         p = float(fit.pvalues["_x"])
         ok = bool(fit.converged) and np.isfinite(p)
-    except Exception:  # singular matrices etc.: recorded, never raised
+    except Exception:  # noqa: BLE001 - statsmodels fails many ways (singular matrices…): recorded, never raised
         return out
     out.update(mixed_beta=beta, mixed_ci_low=float(ci.iloc[0]), mixed_ci_high=float(ci.iloc[1]),
                mixed_p=p, mixed_ok=ok)
@@ -209,7 +209,7 @@ def paired_change(before: np.ndarray, after: np.ndarray, alpha: float = 0.05) ->
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
     d = b - a
-    n = int(len(d))
+    n = len(d)
     out = {"n": n, "mean_before": a.mean() if n else math.nan, "mean_after": b.mean() if n else math.nan,
            "mean_change": d.mean() if n else math.nan, "sd_change": d.std(ddof=1) if n > 1 else math.nan,
            "change_ci_low": math.nan, "change_ci_high": math.nan, "paired_t": math.nan, "paired_p": math.nan,
