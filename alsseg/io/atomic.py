@@ -58,7 +58,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
     Returns the paths removed.
     """
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
@@ -241,5 +241,5 @@ def check_output_folder(folder: str | Path) -> Path:
                                      "exists and is not a folder; give a folder for the outputs")
                 break
         except OSError as exc:  # a symlink loop in the path
-            raise InputError(p, f"cannot be used as output folder ({exc.strerror.lower()})") from None
+            raise InputError(p, f"cannot be used as output folder ({(exc.strerror or str(exc)).lower()})") from None
     return folder

@@ -113,13 +113,14 @@ class Session:
         Per-muscle T1 is read through the label map drawn on the MESE grid, so both series must
         share it. The anatomical image may have its own grid.
         """
-        if self.mese is None or self.t1 is None:
+        mese, t1 = self.mese_path(), self.t1_path()
+        if mese is None or t1 is None:
             return
-        a = _grid(self.mese_path())
-        b = _grid(self.t1_path())
+        a = _grid(mese)
+        b = _grid(t1)
         if a[0] != b[0] or not np.allclose(a[1], b[1], atol=1e-3):
-            raise InputError(self.t1_path(), f"T1 series grid {b[0]} / spacing {_sp(b[1])} does not match the "
-                             f"MESE grid {a[0]} / spacing {_sp(a[1])} of {Path(self.mese_path()).name}")
+            raise InputError(t1, f"T1 series grid {b[0]} / spacing {_sp(b[1])} does not match the "
+                             f"MESE grid {a[0]} / spacing {_sp(a[1])} of {Path(mese).name}")
 
 
 class BidsDataset:
@@ -276,7 +277,7 @@ class BidsDataset:
 def find_session_inputs(anat: Path, subject: str, session: str | None) -> Session:
     """Find the MESE / T1 / anatomical files of one ``anat`` folder."""
     files = sorted(f for f in anat.iterdir() if f.is_file() and re.search(r"\.nii(\.gz)?$", f.name))
-    notes = []
+    notes: list[str] = []
     mese = _pick_series(files, "MESE", "echo", notes)
     t1, t1_kind = None, None
     for kind in ("IR", "VFA", "SR"):
@@ -317,11 +318,14 @@ def _pick_series(files: list[Path], suffix: str, entity: str, notes: list) -> li
 
 def _grid(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     import nibabel as nib
+    from nibabel.spatialimages import SpatialImage
 
     try:
         img = nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for a corrupt file
         raise InputError(path, f"not a readable NIfTI file ({first_line(exc)})") from None
+    if not isinstance(img, SpatialImage):
+        raise InputError(path, f"not an image on a grid ({type(img).__name__})")
     return tuple(int(v) for v in img.shape[:3]), np.asarray(img.affine)
 
 
@@ -348,7 +352,7 @@ def read_participants(path: str | Path):
         first = int(np.flatnonzero((df["participant_id"] == df["participant_id"].iloc[i]).to_numpy())[0])
         raise InputError(path, f"line {i + 2}: participant {df['participant_id'].iloc[i]} duplicates line {first + 2}")
     if "group" in df.columns:
-        groups = []
+        groups: list[str | float] = []
         for i, g in enumerate(df["group"]):
             if g.lower() in _NA:
                 groups.append(np.nan)

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alsseg import __version__
 from alsseg.io.errors import InputError
+
+if TYPE_CHECKING:
+    from alsseg.io.dicom import DicomVolumes
+    from alsseg.io.write_series import VolumeItem
 
 _KIND_SUFFIX = {"EchoTime": "MESE", "InversionTime": "IRT1", "FlipAngle": "VFA", "RepetitionTime": "SRT1"}
 _KIND_ENTITY = {"EchoTime": "echo", "InversionTime": "inv", "FlipAngle": "flip", "RepetitionTime": "rep"}
@@ -109,7 +114,7 @@ def convert_dicom_all(dicom_dir: str | Path, out: str | Path, *, subject: str | 
     counts: dict[str, int] = {}
     for a in acq.values():
         counts[a] = counts.get(a, 0) + 1
-    batches = []
+    batches: list[tuple[list[VolumeItem], DicomVolumes]] = []
     for s, vs in plans:
         ents = {"acq": acq[s.uid]} if subject else {}
         if subject and counts[acq[s.uid]] > 1:
@@ -159,7 +164,8 @@ def _refuse_existing(items, overwrite: bool) -> None:
                 raise InputError(q, "output exists; use --overwrite to replace it")
 
 
-def _plan(vs, out: Path, subject, session, split_volumes: bool, suffix, entities: dict) -> list:
+def _plan(vs: DicomVolumes, out: Path, subject: str | None, session: str | None, split_volumes: bool,
+          suffix: str | None, entities: dict) -> list[VolumeItem]:
     """Validate one assembled series and list its ``(path, data, sidecar)`` items."""
     from alsseg.io.bids_names import bids_path
     from alsseg.io.from_dicom import mese_from_dicom, t1_from_dicom
@@ -214,16 +220,18 @@ def _plan(vs, out: Path, subject, session, split_volumes: bool, suffix, entities
         ents = "".join(f"_{k}-{v}" for k, v in extra.items())
         return out / f"{_series_name(h)}{ents}_{suf}.nii.gz"
 
-    items = []
-    if var and split_volumes:
+    values = per_volume[var] if var else None
+    if var and values is None:  # mese_from_dicom / t1_from_dicom above refuse this already
+        raise InputError(vs.folder, f"DICOM series lacks its {var} values")
+    items: list[VolumeItem] = []
+    if var and values is not None and split_volumes:
         for v in range(vs.n_volumes):
-            items.append((target({_KIND_ENTITY[var]: v + 1}), vs.data[..., v],
-                          {var: conv(per_volume[var][v]), **common}))
+            items.append((target({_KIND_ENTITY[var]: v + 1}), vs.data[..., v], {var: conv(values[v]), **common}))
     else:
         data = vs.data if var else vs.data[..., 0]
         meta = dict(common)
-        if var:
-            meta = {var: [conv(x) for x in per_volume[var]], **common}
+        if var and values is not None:
+            meta = {var: [conv(x) for x in values], **common}
         items.append((target({}), data, meta))
     return items
 

@@ -13,8 +13,12 @@ A date that does not parse is an input error naming the file and line (never gue
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alsseg.io.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATE_COLUMNS = ("participant_id", "session_id", "acq_time", "source")
 
@@ -41,7 +45,7 @@ def _tsv_dates(path: Path, key: str) -> dict:
     t = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     if key not in t or "acq_time" not in t:
         return {}
-    out = {}
+    out: dict[str, pd.Timestamp] = {}
     for i, (k, v) in enumerate(zip(t[key], t["acq_time"]), start=2):
         when = _parse(v, path, i)
         if when is not None:
@@ -49,7 +53,7 @@ def _tsv_dates(path: Path, key: str) -> dict:
     return out
 
 
-def session_dates(sessions) -> pd.DataFrame:  # noqa: F821
+def session_dates(sessions) -> pd.DataFrame:
     """Acquisition date-time of each session (:class:`alsseg.io.bids.Session` list).
 
     Returns

@@ -41,7 +41,8 @@ class Image:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel size along the three spatial axes, mm."""
-        return tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+        sx, sy, sz = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return float(sx), float(sy), float(sz)
 
     @property
     def orientation(self) -> str:
@@ -195,10 +196,11 @@ def _raw_header(path: str | Path):
 
 
 def _human(n: int) -> str:
+    size = float(n)
     for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
+        if size < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
     return f"{n} bytes"
 
 

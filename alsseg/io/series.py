@@ -324,6 +324,9 @@ def _bids_volume_files(folder: Path, suffix: str, entity: str, prefix_of: Path |
     """BIDS files ``*_<entity>-N_<suffix>.nii[.gz]`` in ``folder`` sharing the other entities,
     sorted by N. With ``prefix_of``, only the siblings of that file; otherwise all must agree."""
     pat = re.compile(rf"^(?P<pre>.*)_{entity}-(?P<n>\d+)(?P<post>(_[a-zA-Z0-9]+-[a-zA-Z0-9]+)*)_{suffix}\.nii(\.gz)?$")
+    own = pat.match(Path(prefix_of).name) if prefix_of is not None else None
+    if prefix_of is not None and own is None:  # e.g. the .json sidecar of one echo
+        raise InputError(prefix_of, f"is not a BIDS …_{entity}-N_{suffix}.nii[.gz] image; pass the image")
     groups: dict[tuple[str, str], list[tuple[int, Path]]] = {}
     for f in sorted(folder.iterdir()):
         m = pat.match(f.name)
@@ -331,9 +334,8 @@ def _bids_volume_files(folder: Path, suffix: str, entity: str, prefix_of: Path |
             groups.setdefault((m["pre"], m["post"]), []).append((int(m["n"]), f))
     if not groups:
         return []
-    if prefix_of is not None:
-        m = pat.match(Path(prefix_of).name)
-        key = (m["pre"], m["post"])
+    if own is not None:
+        key = (own["pre"], own["post"])
     else:
         if len(groups) > 1:
             names = ", ".join(f"{a}_{entity}-*{b}_{suffix}" for a, b in groups)
@@ -349,7 +351,9 @@ def _bids_volume_files(folder: Path, suffix: str, entity: str, prefix_of: Path |
 
 
 def _stack_volume_files(files: list[Path], ndim: int = 3) -> tuple[Image, list[dict], list[Path]]:
-    imgs, metas, jss = [], [], []
+    imgs: list[Image] = []
+    metas: list[dict] = []
+    jss: list[Path] = []
     for f in files:
         img = load_nifti(f, ndim=ndim, check_finite=True)
         if imgs and not same_grid(imgs[0], img):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _describe_nifti(path: Path) -> dict:
 
     _, suffix = parse_bids_name(path)
     meta = read_sidecar(path, required=False)
-    out = {"type": "nifti", "path": str(path)}
+    out: dict[str, Any] = {"type": "nifti", "path": str(path)}
     t1_lists = any(isinstance(meta.get(k), list) for k in ("InversionTime", "FlipAngle", "RepetitionTime"))
     if suffix in T1_SUFFIX.values() or (t1_lists and not isinstance(meta.get("EchoTime"), list)):
         out["series"] = _t1_dict(load_t1_series(path))
@@ -100,9 +101,10 @@ def _describe_dicom(path: Path, series: str | None, progress: bool = False) -> d
         summaries = [s for s in summaries if series in (s.uid, s.number)]
         if not summaries:
             read_dicom_series(path, series=series)  # raises with the list of series
-    out = {"type": "dicom", "path": str(path), "series": []}
+    entries: list[dict[str, Any]] = []
+    out = {"type": "dicom", "path": str(path), "series": entries}
     for s in summaries:
-        entry = {"number": s.number, "description": s.description, "uid": s.uid, "n_files": s.n_files,
+        entry: dict[str, Any] = {"number": s.number, "description": s.description, "uid": s.uid, "n_files": s.n_files,
                  "n_frames": s.n_frames}
         try:
             vs = assemble(path, groups, s.uid)
@@ -128,7 +130,7 @@ def _describe_dicom(path: Path, series: str | None, progress: bool = False) -> d
             if len(summaries) == 1:
                 raise
             entry["problem"] = str(exc)
-        out["series"].append(entry)
+        entries.append(entry)
     return out
 
 
@@ -145,18 +147,19 @@ def _describe_session(path: Path) -> dict:
     subject = ses_dir.name if ses_dir.name.startswith("sub-") else ses_dir.parent.name
     session = ses_dir.name if ses_dir.name.startswith("ses-") else None
     s = find_session_inputs(anat, subject, session)
-    out = {"type": "session", "path": str(path), "subject": subject, "session": session,
-           "files": _session_files(s), "notes": list(s.notes), "missing": []}
+    missing: list[str] = []
+    out: dict[str, Any] = {"type": "session", "path": str(path), "subject": subject, "session": session,
+                           "files": _session_files(s), "notes": list(s.notes), "missing": missing}
     if s.mese is not None:
         out["mese"] = _mese_dict(s.load_mese())
     else:
-        out["missing"].append("MESE series")
+        missing.append("MESE series")
     if s.t1 is not None:
         out["t1"] = _t1_dict(s.load_t1())
     else:
-        out["missing"].append("T1 series")
+        missing.append("T1 series")
     if s.anat is None:
-        out["missing"].append("anatomical image")
+        missing.append("anatomical image")
     s.check_grids()
     return out
 
@@ -193,7 +196,7 @@ def _ndim(path: Path) -> int | None:
     import nibabel as nib
 
     try:
-        shape = nib.load(str(path)).shape
+        shape = tuple(getattr(nib.load(str(path)), "shape", ()))
     except Exception:  # noqa: BLE001 - nibabel raises many types; an unreadable header gives None
         return None
     while len(shape) > 3 and shape[-1] == 1:

@@ -8,7 +8,9 @@ gzip, or lacks a required column — never read short or half.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alsseg.io.errors import InputError
 
@@ -51,7 +53,8 @@ def check_complete_rows(path: Path) -> None:
     import gzip
     import lzma
 
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    openers: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(path.suffix, open)
     with opener(path, "rt", encoding="utf-8", newline="") as fh:
         text = fh.read()
     lines = text.split("\n")

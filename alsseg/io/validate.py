@@ -50,7 +50,7 @@ def input_kind(path: str | Path, missing: str = "no such file or folder") -> str
             raise InputError(path, f"is a broken symbolic link (to {os.readlink(path)})") from None
         raise InputError(path, missing) from None
     except OSError as exc:
-        what = "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror.lower()})"
+        what = "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be read ({(exc.strerror or str(exc)).lower()})"
         raise InputError(path, what) from None
     if stat.S_ISDIR(st.st_mode):
         return "dir"
@@ -92,7 +92,7 @@ def positive(value: float | None, option: str, allow_none: bool = True, upper: f
     import math
 
     ok = value is not None and math.isfinite(value) and value > 0
-    if ok and upper is not None:
+    if value is not None and ok and upper is not None:
         ok = value <= upper if inclusive_upper else value < upper
     if not ok:
         rng = f" and {'<=' if inclusive_upper else '<'} {upper:g}" if upper is not None else ""
@@ -158,7 +158,7 @@ def times_to_ms(values: Sequence[float], path: str | Path | None, what: str = "E
     return out
 
 
-def check_echo_times(echo_times_ms: Sequence[float], path: str | Path | None,
+def check_echo_times(echo_times_ms: Sequence[float] | np.ndarray, path: str | Path | None,
                      n_echoes: int | None = None, what: str = "echo times") -> np.ndarray:
     """Check that echo times are positive, finite, strictly increasing and match the echo count.
 

@@ -25,6 +25,8 @@ from alsseg.io.nifti import save_nifti
 from alsseg.io.sidecar import sidecar_path
 from alsseg.io.validate import check_outputs
 
+#: One file to write: ``(NIfTI path, data array, sidecar fields)``.
+VolumeItem = tuple[Path, np.ndarray, Mapping[str, object]]
 
 def write_mese_bids(series: MeseSeries, root: str | Path, subject: str, session: str | None = None,
                     *, split_echoes: bool = True, entities: Mapping[str, object] | None = None,
@@ -37,7 +39,7 @@ def write_mese_bids(series: MeseSeries, root: str | Path, subject: str, session:
     ``inputs``: paths that must not be overwritten.
     """
     common = {k: v for k, v in series.sidecar().items() if k != "EchoTime"}
-    items: list[tuple[Path, np.ndarray, Mapping[str, object]]] = []
+    items: list[VolumeItem] = []
     if split_echoes:
         for e in range(series.n_echoes):
             p = bids_path(root, subject, session, "MESE", {**(entities or {}), "echo": e + 1}, derivative)
@@ -55,13 +57,13 @@ def write_t1_bids(series: T1Series, root: str | Path, subject: str, session: str
     suffix, ent = T1_SUFFIX[series.kind], T1_ENTITY[series.kind]
     key = T1_PARAMETER[series.kind]
     conv = float if series.kind == "VFA" else seconds
-    common: dict[str, object] = sidecar_common(series.tr_ms, series.field_strength_t, None)
+    common: dict[str, object] = {**sidecar_common(series.tr_ms, series.field_strength_t, None)}
     if series.echo_time_ms is not None:
         common["EchoTime"] = seconds(series.echo_time_ms)
     if series.kind != "VFA" and series.flip_angles_deg is not None:
         common["FlipAngle"] = float(series.flip_angles_deg[0])
     vals = series.varying
-    items: list[tuple[Path, np.ndarray, Mapping[str, object]]] = []
+    items: list[VolumeItem] = []
     if split_volumes:
         for i in range(series.n_volumes):
             p = bids_path(root, subject, session, suffix, {**(entities or {}), ent: i + 1}, derivative)
@@ -72,7 +74,7 @@ def write_t1_bids(series: T1Series, root: str | Path, subject: str, session: str
     return write_volumes(items, series.image.affine, inputs=inputs)
 
 
-def write_volumes(items: Sequence[tuple[Path, np.ndarray, Mapping]], affine: np.ndarray,
+def write_volumes(items: Sequence[VolumeItem], affine: np.ndarray,
                   inputs: Sequence[str | Path] = ()) -> list[Path]:
     """Write ``(nifti_path, data, sidecar)`` items all-or-nothing; returns NIfTI and JSON paths.
 
