@@ -108,7 +108,10 @@ def fit_fail_fraction(t2_water_ms: np.ndarray | None, fit_flag: np.ndarray | Non
     ``fit_flag`` (uint8 bits of :mod:`alsseg.relax.t2`) non-zero; NaN for no voxel or no maps."""
     if t2_water_ms is None and fit_flag is None:
         return math.nan
-    n = (t2_water_ms if t2_water_ms is not None else fit_flag).size
+    ref = t2_water_ms if t2_water_ms is not None else fit_flag
+    if ref is None:
+        return math.nan
+    n = ref.size
     if n == 0:
         return math.nan
     bad = np.zeros(n, bool)

@@ -45,7 +45,7 @@ class _FailedExit(Exception):
 
 def os_error_line(exc: OSError) -> str:
     """``FILE: PROBLEM`` for a file-system error (``nothing written`` is said by the caller)."""
-    what = _PLAIN.get(exc.errno, (exc.strerror or str(exc) or type(exc).__name__).lower())
+    what = _PLAIN.get(exc.errno or 0, (exc.strerror or str(exc) or type(exc).__name__).lower())
     where = exc.filename if exc.filename is not None else "output"
     return f"{where}: {what}"
 

@@ -189,6 +189,7 @@ def fit_t2_maps(mese: Path, out_dir: Path, options: T2MapOptions = T2MapOptions(
             from alsseg.relax.volume import as_mask
 
             fat = as_mask(o.fat_mask, series.image, "fat mask")
+            assert fat is not None  # a mask path was given
             try:
                 fat_t2, fat_b1 = calibrate_fat_t2(series.image.data, fat, acq)
             except InputError as exc:

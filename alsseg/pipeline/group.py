@@ -204,6 +204,8 @@ def run_report(out_dir: str | Path, bids_root: str | Path | None = None, title: 
     if res is None:
         res = run_stats(out_dir, bids_root)
     root = Path(bids_root) if bids_root else source_of(out_dir)
+    if root is None:
+        raise InputError(out_dir, "no source dataset recorded; pass --bids ROOT")
     from alsseg.io.bids import BidsDataset
 
     ds = BidsDataset(root)

@@ -149,6 +149,7 @@ def run_pool(fn: Callable, items: Iterable, n_workers: int, on_done: Callable,
         futs = {pool.submit(fn, item): item for item in items}
         try:
             for fut in as_completed(futs):
+                err: BaseException | None
                 try:
                     res, err = fut.result(), None
                 except OSError as exc:

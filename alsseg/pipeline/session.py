@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from alsseg.io.nifti import Image
+    from alsseg.seg import Segmenter
 
 
 class SegmenterLike(Protocol):
@@ -41,22 +42,21 @@ class BundleSegmenter:
 
     def __init__(self, model: str):
         self.model = model
-        self._segmenter = None
+        self._segmenter: Segmenter | None = None
 
-    def predict(self, image: Image) -> Image:
+    def _loaded(self) -> Segmenter:
         if self._segmenter is None:
             from alsseg.seg import Segmenter
 
             self._segmenter = Segmenter.from_bundle(self.model)
-        return self._segmenter.predict(image)
+        return self._segmenter
+
+    def predict(self, image: Image) -> Image:
+        return self._loaded().predict(image)
 
     def predict_with_confidence(self, image: Image):
         """``(labels, per-muscle confidence rows)``, see :meth:`alsseg.seg.Segmenter.predict_with_confidence`."""
-        if self._segmenter is None:
-            from alsseg.seg import Segmenter
-
-            self._segmenter = Segmenter.from_bundle(self.model)
-        return self._segmenter.predict_with_confidence(image)
+        return self._loaded().predict_with_confidence(image)
 
     def __getstate__(self):
         return {"model": self.model, "_segmenter": None}
@@ -123,7 +123,7 @@ def dilate_inplane(mask: np.ndarray, n: int, axis: int = 2) -> np.ndarray:
     from scipy import ndimage
 
     st = np.zeros((3, 3, 3), bool)
-    sl = [slice(None)] * 3
+    sl: list[slice | int] = [slice(None)] * 3
     sl[axis] = 1
     st[tuple(sl)] = ndimage.generate_binary_structure(2, 1)
     return ndimage.binary_dilation(mask, structure=st, iterations=n)
@@ -159,7 +159,8 @@ def fit_t2(series, mask: np.ndarray, threads: int = 2, profile: tuple[float, flo
                                               refocus_width_ratio=float(profile[0]), extent=1.0)
     acq = MeseAcquisition.from_series(series, **over)
     fit = EpgT2Model(acq).fit(series.image.data, mask, b1=b1, slice_axis=slice_axis_of(series.image), n_jobs=threads)
-    out = {k: np.asarray(fit.maps[k]) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2") if k in fit.maps}
+    out: dict[str, np.ndarray] = {k: np.asarray(fit.maps[k]) for k in ("t2_water_ms", "fat_fraction", "b1", "m0", "r2")
+                                  if k in fit.maps}
     out["fit_ok"] = np.asarray(fit.success, bool)
     out["fit_flag"] = np.asarray(fit.flag, np.uint8)
     return out
@@ -290,14 +291,15 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
         from alsseg.report.figures import session_strip
         from alsseg.report.overlay import confidence_from_table, image_overlay_pages
 
-        png = session_strip(*ras_slices(ref3d, labels, maps), title=f"{job.name} ({source_labels})")
+        anat2d, labels2d, maps2d = ras_slices(ref3d, labels, maps)
+        png = session_strip(anat2d, labels2d, maps2d, title=f"{job.name} ({source_labels})")
         pages = image_overlay_pages(ref3d, Image(labels, ref3d.affine), title=f"{job.name} ({source_labels})",
                                     confidence=confidence_from_table(table), columns=4, slices_per_page=24, dpi=72)
         end("figures")
     return SessionResult(job, ref3d, labels, source_labels, maps, table, png, times, pages)
 
 
-def ras_slices(ref3d, labels: np.ndarray, maps: dict):
+def ras_slices(ref3d: Image, labels: np.ndarray, maps: dict) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Middle slice (RAS, through the muscles) of the image, labels and main maps.
 
     Returns ``(image (X, Y), labels (X, Y), {name: (X, Y)})``.
@@ -308,7 +310,7 @@ def ras_slices(ref3d, labels: np.ndarray, maps: dict):
     ras_lab = Image(labels, ref3d.affine).to_ras().data
     z_has = np.flatnonzero((ras_lab > 0).reshape(-1, ras_lab.shape[2]).any(0))
     z = int(z_has[len(z_has) // 2]) if z_has.size else ras_lab.shape[2] // 2
-    m2 = {}
+    m2: dict[str, np.ndarray] = {}
     for k in ("t2_water_ms", "fat_fraction", "b1", "t1_ms"):
         if k in maps:
             m2[k] = Image(maps[k].astype(np.float32), ref3d.affine).to_ras().data[:, :, z]

@@ -6,6 +6,8 @@ all voxels are iterated together with numpy (no Python loop over voxels).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -119,16 +121,16 @@ def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     P = a.shape[1]
     if P > 4:
         return np.linalg.solve(a, b[:, :, None])[:, :, 0]
-    L = [[None] * P for _ in range(P)]
+    L: list[list[Any]] = [[None] * P for _ in range(P)]
     for j in range(P):
         d = a[:, j, j] - sum(L[j][k] ** 2 for k in range(j))
         L[j][j] = np.sqrt(d)
         for i in range(j + 1, P):
             L[i][j] = (a[:, i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
-    y = [None] * P
+    y: list[Any] = [None] * P
     for i in range(P):
         y[i] = (b[:, i] - sum(L[i][k] * y[k] for k in range(i))) / L[i][i]
-    x = [None] * P
+    x: list[Any] = [None] * P
     for i in reversed(range(P)):
         x[i] = (y[i] - sum(L[k][i] * x[k] for k in range(i + 1, P))) / L[i][i]
     return np.stack(x, axis=1)

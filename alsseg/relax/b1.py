@@ -102,7 +102,7 @@ def _field_median(b1_slice: np.ndarray, reliable: np.ndarray, target: np.ndarray
     nx, ny = -(-X // block), -(-Y // block)
     ti, tj = np.nonzero(target)
     coords = np.stack([(ti + 0.5) / block - 0.5, (tj + 0.5) / block - 0.5])
-    field = None
+    field = np.full(b1_slice.shape, np.nan)
     for _ in range(2):
         grid = np.full((nx, ny), np.nan)
         bi, bj = np.nonzero(keep)

@@ -12,6 +12,8 @@ interpolation: exact at the nodes, C¹ across cells, fourth-order accurate.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from alsseg.io.errors import InputError
@@ -98,8 +100,8 @@ class EpgDictionary:
         self.b1 = blo + b1_step * np.arange(-1, n_b + 2)
         self.t2_step, self.b1_step = t2_step, b1_step
         T, B, E = self.log_t2.size, self.b1.size, acq.n_echoes
-        kw = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile,
-              "dtype": np.complex64}
+        kw: dict[str, Any] = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile,
+                              "dtype": np.complex64}
         tt, bb = np.meshgrid(np.exp(self.log_t2), self.b1, indexing="ij")
         t2s, b1s = tt.ravel(), bb.ravel()
         parts = np.array_split(np.arange(t2s.size), max(1, int(n_jobs)))

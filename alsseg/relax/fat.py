@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -44,7 +46,7 @@ def calibrate_fat_t2(data, fat_mask, acq: MeseAcquisition, *, t2_range_ms=(60.0,
     if len(y) < min_voxels:
         raise InputError(None, f"fat mask holds {len(y)} usable voxels; need at least {min_voxels}")
     train = (y / np.linalg.norm(y, axis=1, keepdims=True)).mean(axis=0)
-    kw = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile}
+    kw: dict[str, Any] = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile}
     t2g = np.exp(np.linspace(np.log(t2_range_ms[0]), np.log(t2_range_ms[1]), 60))
     b1g = np.linspace(b1_range[0], b1_range[1], 19)
     tt, bb = np.meshgrid(t2g, b1g, indexing="ij")

@@ -37,12 +37,13 @@ GE and Philips have no preset: their product pulses are not public. Pass
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from alsseg.io.errors import InputError
 from alsseg.relax.epg import SliceProfile
 
 #: name → (description, keyword arguments of :meth:`SliceProfile.sinc_pulses`, or None = ideal).
-SLICE_PROFILE_PRESETS = {
+SLICE_PROFILE_PRESETS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "siemens": (("Hanning-sinc, TBW 3.0 / 2.5, refocusing = 2 x the 90-degree profile, refocusing slab 0.9 x "
                  "(tuned on the Siemens se2d17 scan; the default)"),
                 {"tbw_excite": 3.0, "tbw_refocus": 2.5, "refocus_width_ratio": 0.9, "refocus_from_90": True}),

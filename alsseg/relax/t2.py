@@ -25,6 +25,8 @@ never an exception.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from alsseg.io.errors import InputError
@@ -120,7 +122,7 @@ def two_component_signal(acq: MeseAcquisition, t2_water_ms, fat_fraction, b1, m0
         dic = EpgDictionary(acq, (lo * 0.999, max(hi * 1.001, lo * 1.01)),
                             (blo - 1e-3, max(bhi + 1e-3, blo + 0.01)))
         return dic.signal(t2, ff, b1, m0)
-    kw = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile}
+    kw: dict[str, Any] = {"refocus_deg": acq.refocus_deg, "excite_deg": acq.excite_deg, "profile": acq.profile}
     water = cpmg_echoes(pairs[:, 0], acq.water_t1_ms, pairs[:, 1], acq.echo_spacing_ms, acq.n_echoes, **kw)
     water *= acq.recovery(acq.water_t1_ms)
     b1u, binv = np.unique(pairs[:, 1], return_inverse=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,7 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
         m = auto_mask(data)
     out = {}
     if model in ("epg", "both"):
+        assert acq is not None  # set from the series above unless the model is mono
         epg = EpgT2Model(acq, t2_range_ms=t2_range_ms, b1_range=b1_range, n_jobs=n_jobs)
         slice_axis = slice_axis_of(image)
         fit = epg.fit(data, m, b1=b1, slice_axis=slice_axis, chunk_voxels=chunk_voxels, n_jobs=n_jobs,
@@ -153,10 +155,10 @@ def fit_t2_volume(series_or_image, acq: MeseAcquisition | None = None, mask=None
     if model in ("mono", "both"):
         te = acq.echo_times_ms if acq is not None else np.asarray(series.echo_times_ms, float)
         mono = MonoExpT2Model(te, mono_method, skip_first=skip_first)
-        fit = mono.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
+        mono_fit = mono.fit(data, m, chunk_voxels=chunk_voxels, n_jobs=n_jobs, progress=progress)
         how = f"{mono_method} fit, {'echo 1 skipped' if skip_first else 'every echo'}"
         for name, attr in MONO_MAPS.items():
-            arr = getattr(fit, attr)
+            arr = getattr(mono_fit, attr)
             text = MAPS[name].description.split(" (")[0].split(":")[0]
             out[name] = image.with_data(arr if attr == "flag" else arr.astype(np.float32),
                                         Units=MAPS[name].units, Description=f"{text} ({how})")
@@ -191,14 +193,15 @@ def fit_t1_volume(series, mask=None, *, b1=None, chunk_voxels: int = 8192, n_job
         ``t1_efficiency`` for IR).
     """
     from alsseg.io.nifti import Image, load_nifti, require_same_grid
-    from alsseg.relax.t1 import InversionRecoveryT1Model, SaturationRecoveryT1Model, VfaT1Model
+    from alsseg.relax.t1 import InversionRecoveryT1Model, SaturationRecoveryT1Model, VfaT1Model, _T1Model
 
     image = series.image
     data = np.asarray(image.data)
     if data.ndim != 4:
         raise InputError(image.path, f"T1 series must be 4-D (X, Y, Z, volumes), got shape {data.shape}")
     kind = series.kind
-    kw = {}
+    kw: dict[str, Any] = {}
+    model: _T1Model
     if kind == "IR":
         if series.inversion_times_ms is None:
             raise InputError(series.source, "inversion recovery series without inversion times")

@@ -114,7 +114,7 @@ def overlay_pages(image: np.ndarray, labels: np.ndarray, spacing_mm=(1.0, 1.0, 1
     grey = np.clip((np.nan_to_num(img, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
     ph, pw_px = display(img[:, :, 0], convention).shape  # panel rows, columns (pixels)
     gap, head = max(3, pw_px // 40), max(8, round(0.16 * ph))  # between panels, title strip
-    pages = []
+    pages: list[bytes] = []
     for start in range(0, nz, slices_per_page):
         ks = list(range(start, min(nz, start + slices_per_page)))
         ncol = min(columns, len(ks))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ class PublishedFinding:
     motor: str | None
     muscle: str
     population: str
-    expect: object
+    expect: str | tuple[float, float]
 
 
 #: the paper's findings, in the order of its abstract.
@@ -151,13 +152,13 @@ def change_between_visits(muscles: pd.DataFrame, participants: pd.DataFrame, mot
         mot = _merge_motor(muscles[["participant_id", "session_id", "side"]].drop_duplicates(), motor,
                            options.motor)
         sources += [(m, mot.assign(muscle="leg")) for m in options.motor if m in mot.columns]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for measure, table in sources:
         d = table[table["participant_id"].astype(str).isin(keep)]
         for muscle in _muscle_order(d["muscle"]):
             fl = _first_last(d[d["muscle"] == muscle], measure)
-            row = {"population": pop, "measure": measure, "muscle": muscle,
-                   "unit": "subject (mean of legs at both visits), last − first visit"}
+            row: dict[str, Any] = {"population": pop, "measure": measure, "muscle": muscle,
+                                   "unit": "subject (mean of legs at both visits), last − first visit"}
             row.update(paired_change(fl["before"], fl["after"], options.alpha))
             if intervals is not None and len(intervals):
                 iv = intervals[intervals["participant_id"].isin(fl["participant_id"])]["interval_days"].astype(float)
@@ -176,10 +177,12 @@ def _consistent(f: PublishedFinding, estimate, lo, hi, p) -> float:
         return float(estimate > 0 and np.isfinite(p) and p < 0.05)
     if f.expect == "no difference":
         return float(np.isfinite(p) and p >= 0.05)
-    r_lo, r_hi = f.expect
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return math.nan
-    return float(lo <= r_hi and hi >= r_lo)
+    if isinstance(f.expect, tuple):
+        r_lo, r_hi = f.expect
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return math.nan
+        return float(lo <= r_hi and hi >= r_lo)
+    raise ValueError(f"{f.key}: unknown expectation {f.expect!r}")
 
 
 def _why_missing(f: PublishedFinding, tables: dict, participants: pd.DataFrame | None) -> str:
@@ -207,9 +210,10 @@ def study_findings(tables: dict, participants: pd.DataFrame | None = None) -> pd
     units = {"t2_water_ms": "ms", "t1_ms": "ms", "volume_ml": "mL", "fat_fraction": "fraction"}
     rows = []
     for f in BRYAN_1998:
-        row = {"key": f.key, "finding": f.text, "published": f.published, "population": f.population,
-               "muscle": f.muscle, "estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-               "p": math.nan, "n": math.nan, "missing": ""}
+        row: dict[str, Any] = {
+            "key": f.key, "finding": f.text, "published": f.published, "population": f.population,
+            "muscle": f.muscle, "estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+            "p": math.nan, "n": math.nan, "missing": ""}
         t = tables.get(f.table)
         sel = None
         if t is not None and len(t):
