@@ -170,3 +170,29 @@ def test_one_jsonable_for_sidecars_and_records():
     out = jsonable(obj)
     assert out["a"] == 1.5 and out["2"] == [[0, 1], "/p"] and out["_ras"] == 1 and isinstance(out["o"], str)
     assert "_ras" not in jsonable(obj, drop_private=True)
+
+
+@pytest.mark.parametrize("suffix, entity", [("MESE", "echo"), ("IRT1", "inv")])
+def test_sidecar_of_one_volume_passed_as_the_image_is_refused(tmp_path, suffix, entity):
+    """``…_echo-1_MESE.json`` given where the image is expected: one line naming it, no traceback."""
+    side = tmp_path / f"sub-01_{entity}-1_{suffix}.json"
+    side.write_text("{}")
+    load = load_mese if suffix == "MESE" else load_t1_series
+    with pytest.raises(InputError, match=r"is not a BIDS .*\.nii\[\.gz\] image; pass the image") as info:
+        load(side)
+    assert info.value.path == side
+
+
+def test_old_import_paths_still_work():
+    """series.py and dicom.py were split; their names are still importable where they used to live."""
+    import alsseg.io.acquisition as acquisition
+    import alsseg.io.bids_names as bids_names
+    import alsseg.io.dicom_scan as dicom_scan
+    from alsseg.io.dicom import list_series, scan_folder
+    from alsseg.io.series import MeseSeries as OldMese
+    from alsseg.io.series import bids_path as old_bids_path
+    from alsseg.io.series import subject_session_of, write_volumes  # noqa: F401
+
+    assert OldMese is acquisition.MeseSeries is MeseSeries
+    assert old_bids_path is bids_names.bids_path is bids_path
+    assert scan_folder is dicom_scan.scan_folder and list_series is dicom_scan.list_series
