@@ -107,7 +107,9 @@ def evaluate_leg_end(subject, leg, anatomy, p, l, a, s, h):
         h: in-plane voxel size, mm (partial-volume ramp).
 
     Returns:
-        ``(fractions (n, N_TISSUES), label (n,) int16, t2_water_ms (n,), fat_fraction (n,))``.
+        ``(fractions (n, N_TISSUES), label (n,) int16, t2_water_ms (n,), fat_fraction (n,),
+        outline_fraction (n,))``; the outline of GM/GL is their muscle tissue (tendons and bone
+        painted over it are left out, as annotators do).
     """
     n = l.size
     frac = np.zeros((n, N_TISSUES), np.float32)
@@ -232,7 +234,8 @@ def evaluate_leg_end(subject, leg, anatomy, p, l, a, s, h):
     # labels and muscle properties (unlabelled muscle takes the soleus' values)
     mf = frac[:, MUSCLE]
     is_mus = mf > 0
-    lab_ok = (mf >= 0.5) & ((m_idx == 6) | (m_idx == 7))
+    outline = np.where((m_idx == 6) | (m_idx == 7), mf, 0.0).astype(np.float32)
+    lab_ok = outline >= 0.5
     label[lab_ok] = m_idx[lab_ok].astype(np.int16) + np.int16(anatomy.side_offsets[leg.side])
     t2 = np.zeros(n, np.float32)
     ff = np.zeros(n, np.float32)
@@ -244,4 +247,4 @@ def evaluate_leg_end(subject, leg, anatomy, p, l, a, s, h):
             on = m_idx[mi] == idx
             t2[mi[on]] = leg.t2_water_ms[m] + var[on] + leg.t2_increase_ms[m] * w[on]
             ff[mi[on]] = np.clip(leg.fat_fraction[m] + 0.004 * var[on] + leg.ff_increase[m] * w[on], 0.0, 0.95)
-    return frac, label, t2, ff
+    return frac, label, t2, ff, outline
