@@ -72,6 +72,11 @@ def bids_cases(root: str | Path, *, image: str = "mese", labels_from: str = "gro
         raise InputError(deriv, f"no session has a _desc-{desc}_dseg.nii.gz label map")
 
 
+#: share of training grids that reach past the ankle or the knee (alsseg.synth.leg_ends): real
+#: ankle-to-knee scans show the foot and the knee joint, which a phantom of the calf alone never did
+P_ENDS = 0.2
+
+
 def disease_of(seed: int, als_fraction: float) -> str:
     """Deterministic disease state of a synthetic subject seed ("als" for a fraction of seeds)."""
     return "als" if np.random.default_rng([int(seed), 4242]).random() < als_fraction else "healthy"
@@ -97,7 +102,8 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
         if not mine:
             continue
         rng = np.random.default_rng([int(seed), 7919, g])
-        grid = random_grid(rng, slice_mm=(3.0, 10.0), p_one_leg=0.15)
+        grid = random_grid(rng, slice_mm=(3.0, 10.0), p_one_leg=0.15, p_ends=P_ENDS,
+                           joints_z_mm=(subject.z_ankle_mm, subject.z_ankle_mm + subject.leg_length_mm))
         tv = render_tissues(subject, grid)
         labels = np.asarray(tv.label)
         for c in mine:

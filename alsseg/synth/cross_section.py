@@ -21,32 +21,10 @@ from alsseg.synth.anatomy import (
     VEIN, Subject,
 )
 from alsseg.synth.fields import smoothstep_inside, thin_sheet_fraction
-
-# presence of each muscle along s (0 ankle → 1 knee): (s points, presence)
-_PRESENCE = {
-    "TA": ((0.0, 0.18, 0.35, 0.5, 0.92, 1.0), (0.0, 0.0, 0.55, 1.0, 1.0, 0.6)),
-    "EDL": ((0.0, 0.15, 0.3, 0.5, 0.92, 1.0), (0.0, 0.0, 0.6, 1.0, 1.0, 0.5)),
-    "PER": ((0.0, 0.2, 0.35, 0.5, 0.9, 1.0), (0.0, 0.0, 0.6, 1.0, 1.0, 0.5)),
-    "TP": ((0.0, 0.2, 0.35, 0.5, 0.88, 1.0), (0.0, 0.0, 0.55, 1.0, 1.0, 0.4)),
-    "SOL": ((0.0, 0.12, 0.3, 0.5, 0.8, 0.92, 1.0), (0.0, 0.0, 0.75, 1.0, 1.0, 0.3, 0.0)),
-    # the gastrocnemii end as thin broad sheets over the soleus (GM lower than GL), not as cones
-    "GM": ((0.0, 0.3, 0.38, 0.5, 0.62, 0.9, 1.0), (0.0, 0.0, 0.12, 0.45, 1.0, 1.0, 0.8)),
-    "GL": ((0.0, 0.36, 0.45, 0.58, 0.68, 0.9, 1.0), (0.0, 0.0, 0.12, 0.45, 1.0, 1.0, 0.8)),
-}
-# unlabelled muscles (label 0, muscle tissue): flexor digitorum longus behind the tibia, flexor
-# hallucis longus behind the fibula (distal two thirds), popliteus behind the tibial plateau
-_PRESENCE_OTHER = {
-    "FDL": ((0.0, 0.12, 0.3, 0.7, 0.85, 1.0), (0.0, 0.3, 1.0, 1.0, 0.3, 0.0)),
-    "FHL": ((0.0, 0.08, 0.25, 0.55, 0.7, 1.0), (0.0, 0.5, 1.0, 1.0, 0.0, 0.0)),
-    "POP": ((0.0, 0.8, 0.9, 1.0), (0.0, 0.0, 1.0, 1.0)),
-}
-# deep-fascia envelope scale along s (narrow at the ankle, widest at the calf belly)
-_ENVELOPE = ((0.0, 0.1, 0.3, 0.5, 0.7, 0.85, 1.0), (0.42, 0.45, 0.62, 0.86, 1.0, 0.97, 0.9))
-# posterior bulge (gastrocnemius) along s
-_POSTERIOR = ((0.0, 0.3, 0.5, 0.7, 0.9, 1.0), (0.8, 0.85, 1.0, 1.15, 1.12, 1.0))
-# tibia radius scale along s (wide plafond and plateau, narrow shaft)
-_TIBIA = ((0.0, 0.08, 0.2, 0.5, 0.85, 0.95, 1.0), (1.6, 1.35, 1.0, 0.95, 1.1, 1.5, 1.9))
-
+from alsseg.synth.profiles import (
+    ENVELOPE, POSTERIOR, PRESENCE, PRESENCE_OTHER, TIBIA_SCALE, distal_fibula_offset, fascia_radius, profile_at,
+)
+from alsseg.synth.leg_ends import ANKLE_S_MIN, FOOT_REACH_MM, KNEE_S_MAX, distal_tendons, evaluate_leg_end
 
 # ---------------------------------------------------------------- evaluation
 @dataclass
@@ -67,10 +45,6 @@ class TissueSample:
     t2_water_ms: np.ndarray
     fat_fraction: np.ndarray
     outline_fraction: np.ndarray
-
-
-def _interp(table, s):
-    return np.interp(s, table[0], table[1]).astype(np.float32)
 
 
 def _wrap_deg(d):
@@ -112,6 +86,7 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
         reach = leg.half_width_mm + leg.fat_mm + 15.0 + 3 * subject.deform_mm
         ex = p[:, 0] - (leg.centre_mm[0] + leg.slope[0] * (z - zc))
         ey = p[:, 1] - (leg.centre_mm[1] + leg.slope[1] * (z - zc))
+        reach = reach + FOOT_REACH_MM * (z < subject.z_ankle_mm)  # the foot reaches forward
         near |= ex * ex + ey * ey < reach * reach
     cand = np.flatnonzero(near)
     if cand.size == 0:
@@ -126,14 +101,36 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
         cy = leg.centre_mm[1] + leg.slope[1] * (z - zc)
         ux = p[:, 0] + dx - cx
         uy = p[:, 1] + dy - cy
-        reach = (max(leg.half_width_mm, leg.post_mm * 1.2, leg.ant_mm) * 1.15 * _interp(_ENVELOPE, s_all)
+        reach = (max(leg.half_width_mm, leg.post_mm * 1.2, leg.ant_mm) * 1.15 * profile_at(ENVELOPE, s_all)
                  + 1.4 * leg.fat_mm + leg.skin_mm + 4.0)
-        sel = np.flatnonzero((ux * ux + uy * uy < reach * reach) & (s_all > -0.05) & (s_all < 1.05))
-        if sel.size == 0:
-            continue
-        _evaluate_leg(subject, leg, anatomy, p[sel], ux[sel], uy[sel], s_all[sel], voxel_mm,
-                      frac, label, t2w, ffm, outline, sel)
+        sel = np.flatnonzero((ux * ux + uy * uy < reach * reach) & (s_all >= 0.0) & (s_all <= 1.0))
+        if sel.size:
+            _evaluate_leg(subject, leg, anatomy, p[sel], ux[sel], uy[sel], s_all[sel], voxel_mm,
+                          frac, label, t2w, ffm, outline, sel)
+        # beyond the joints: ankle/hindfoot and knee (alsseg.synth.leg_ends)
+        for part in ((s_all < 0.0) & (s_all > ANKLE_S_MIN), (s_all > 1.0) & (s_all < KNEE_S_MAX)):
+            end = np.flatnonzero(part & (ux * ux + uy * uy < (reach + FOOT_REACH_MM) ** 2))
+            if end.size:
+                _evaluate_end(subject, leg, anatomy, p[end], ux[end], uy[end], s_all[end], voxel_mm,
+                              frac, label, t2w, ffm, outline, end)
     return TissueSample(frac, label, t2w, ffm, outline)
+
+
+def _leg_frame(leg, ux, uy):
+    """World offsets from the leg axis → leg frame ``(l lateral, a anterior)``, mm."""
+    rot = np.deg2rad(leg.rotation_deg)
+    l0 = (1.0 if leg.side == "R" else -1.0) * ux
+    return np.cos(rot) * l0 - np.sin(rot) * uy, np.sin(rot) * l0 + np.cos(rot) * uy
+
+
+def _evaluate_end(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t2_all, ff_all, outline_all, sel):
+    """Fill the outputs at indices ``sel``: points of one leg beyond one of its joints."""
+    l, a = _leg_frame(leg, ux, uy)
+    frac, lab, t2, ff, outl = evaluate_leg_end(subject, leg, anatomy, p, l.astype(np.float32), a.astype(np.float32), s,
+                                         h)
+    take = np.flatnonzero(frac[:, AIR] < 1.0)
+    for out, v in ((frac_all, frac), (label_all, lab), (t2_all, t2), (ff_all, ff), (outline_all, outl)):
+        out[sel[take]] = v[take]
 
 
 def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t2_all, ff_all, outline_all, sel):
@@ -164,28 +161,20 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     atrophy = leg.atrophy
     prop = leg.proportions
     mean_loss = float(np.mean([atrophy[m] for m in muscles]))
-    env = _interp(_ENVELOPE, s) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
-    post = _interp(_POSTERIOR, s)
+    env = profile_at(ENVELOPE, s) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
+    post = profile_at(POSTERIOR, s)
     gast_loss = 0.5 * (atrophy["GM"] + atrophy["GL"])
     post = post * np.float32(1.0 - 0.35 * gast_loss)
 
     def contour_radius(theta, env=env, post=post):
-        """Deep-fascia radius (mm) in direction ``theta`` (rad), per point (or per level node)."""
-        c, si = np.cos(theta), np.sin(theta)
-        ra = np.where(si >= 0, leg.ant_mm, leg.post_mm * post)
-        rl = leg.half_width_mm
-        r = 1.0 / np.sqrt((c / rl) ** 2 + (si / ra) ** 2)
-        jit = np.zeros_like(r)
-        for k in range(4):
-            jit += leg.fourier[0, k] * np.cos((k + 2) * theta) + leg.fourier[1, k] * np.sin((k + 2) * theta)
-        return (r * (1.0 + jit) * env).astype(np.float32)
+        return fascia_radius(leg, theta, env, post)
 
     s_nodes = np.linspace(float(s.min()), float(s.max()) + 1e-6, 48).astype(np.float32)
 
     def along_s(theta0):
         """Contour radius in a fixed direction ``theta0`` (rad) at each point's level ``s``."""
-        env_n = _interp(_ENVELOPE, s_nodes) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
-        post_n = _interp(_POSTERIOR, s_nodes) * np.float32(1.0 - 0.35 * gast_loss)
+        env_n = profile_at(ENVELOPE, s_nodes) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
+        post_n = profile_at(POSTERIOR, s_nodes) * np.float32(1.0 - 0.35 * gast_loss)
         r_nodes = contour_radius(np.full(s_nodes.size, theta0, np.float32), env_n, post_n)
         return np.interp(s, s_nodes, r_nodes).astype(np.float32)
 
@@ -217,7 +206,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     frac = outer_frac[ii]
 
     # bones
-    tib_scale = _interp(_TIBIA, s)
+    tib_scale = profile_at(TIBIA_SCALE, s)
     rt = leg.tibia_mm * tib_scale
     th_t = np.deg2rad(leg.tibia_angle_deg)
     rb_t = along_s(th_t)
@@ -226,7 +215,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     rf = leg.fibula_mm * np.where(s < 0.12, 1.5, 1.0).astype(np.float32)
     th_f = np.deg2rad(leg.fibula_angle_deg)
     rb_f = along_s(th_f)
-    d_f = np.maximum(rb_f - rf - 24.0 * env, 0.0)
+    d_f = np.maximum(rb_f - rf - 24.0 * env, distal_fibula_offset(s, rt, rf))
     fl, fa = d_f * np.cos(th_f), d_f * np.sin(th_f)
     # tibia: rounded triangle with an apex pointing along th_t (anterior crest)
     vtl, vta = l - tl, a - ta
@@ -283,8 +272,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         presence) where the muscle starts."""
         return (0.25 * np.clip(presence / 0.12, 0.0, 1.0) + 0.75 * presence).astype(np.float32)
 
-    g_gm = 29.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(_interp(_PRESENCE["GM"], s))
-    g_gl = 23.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(_interp(_PRESENCE["GL"], s))
+    g_gm = 29.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(profile_at(PRESENCE["GM"], s))
+    g_gl = 23.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(profile_at(PRESENCE["GL"], s))
     in_gm = (tdeg_w > gm_range[0]) & (tdeg_w <= gm_range[1]) & (depth < g_gm)
     in_gl = (tdeg_w > gl_range[0]) & (tdeg_w < gl_range[1]) & (depth < g_gl)
 
@@ -310,7 +299,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         "FHL": (fl - ux_tf * 4.0, fa - ua_tf * 4.0, rf + 9.0 * env, 12.0, 9.0),
         "POP": (tl + ux_tf * 10.0, ta + ua_tf * 10.0, rt + 5.0, 26.0, 6.0),
     }.items():
-        pres = _interp(_PRESENCE_OTHER[key], s) * np.float32(leg.deep_flexor_scale if key != "POP" else 1.0)
+        pres = profile_at(PRESENCE_OTHER[key], s) * np.float32(leg.deep_flexor_scale if key != "POP" else 1.0)
         cl_o, ca_o = bl + pn_l * br, ba + pn_a * br
         su = np.maximum(ru * env * np.sqrt(pres), 1e-3)
         sv = np.maximum(rv * env * np.sqrt(pres), 1e-3)
@@ -320,6 +309,26 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         in_o = (rho_o < 1.0) & (pres > 0.05) & ~anterior_of(ant_dist) & ~is_tp & ~in_gm & ~in_gl & ~in_lat
         m_idx[in_o] = OTHER_MUSCLE
         d_other = np.where((pres > 0.05) & ~in_lat, np.minimum(d_other, np.abs(rho_o - 1.0) * np.minimum(su, sv)), d_other)
+    # EHL: deep in the anterior compartment at the TA/EDL split, its room taken from EDL
+    pres = profile_at(PRESENCE_OTHER["EHL"], s)
+    r_e = np.maximum(9.0 * env * np.sqrt(pres), 1e-3)
+    c_e = np.deg2rad(split - 16.0)
+    rho_e = np.sqrt((l - piv_l - 11.0 * env * np.cos(c_e)) ** 2 + (a - piv_a - 11.0 * env * np.sin(c_e)) ** 2) / r_e
+    in_ehl = (rho_e < 1.0) & (pres > 0.05) & anterior_of(ant_dist) & ~is_ta & ~in_lat
+    m_idx[in_ehl] = OTHER_MUSCLE
+    d_ehl = np.where((pres > 0.05) & anterior_of(ant_dist) & ~is_ta & ~in_lat, np.abs(rho_e - 1.0) * r_e, 1e3)
+    # plantaris: a small belly just under GL (taken from SOL) and its thin tendon between GM and SOL
+    pres = profile_at(PRESENCE_OTHER["PLA"], s)
+    th_pl = th_mid + 0.3 * (gl_range[1] - th_mid)
+    arc = r * np.deg2rad(tdeg_w - th_pl)
+    dep_pl = depth - g_gl - 5.0 * env
+    rho_pl = np.sqrt((dep_pl / np.maximum(4.5 * np.sqrt(pres), 1e-3)) ** 2 + (arc / np.maximum(11.0 * np.sqrt(pres), 1e-3)) ** 2)
+    in_pl = (rho_pl < 1.0) & (pres > 0.05) & post_side & ~is_tp & ~in_gm & ~in_gl & ~in_lat
+    m_idx[in_pl] = OTHER_MUSCLE
+    d_other = np.where(in_pl | ((rho_pl < 2.0) & (pres > 0.05)), np.minimum(d_other, np.abs(rho_pl - 1.0) * 4.5), d_other)
+    th_pt = np.interp(s, (0.1, 0.5, 0.8), (-95.0, -125.0, th_pl))
+    d_pt = np.sqrt((depth - g_gm - g_gl - 1.5) ** 2 + (r * np.deg2rad(tdeg_w - th_pt)) ** 2)
+    plantaris_tendon = smoothstep_inside(1.2 - d_pt, h) * (s > 0.12) * (s < 0.8)
     # muscle cores, for tapering towards tendons (and atrophy)
     cores = {
         1: (piv_l + 16.0 * np.cos(np.deg2rad(split + 35)) * env, piv_a + 16.0 * np.sin(np.deg2rad(split + 35)) * env),
@@ -336,7 +345,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     keep = np.ones(n, np.float32)
     tendon_alpha = np.zeros(n, np.float32)
     for idx, abbrev in enumerate(muscles, start=1):
-        pres = _interp(_PRESENCE[abbrev], s)
+        pres = profile_at(PRESENCE[abbrev], s)
         if abbrev not in ("SOL",):
             pres = pres * np.float32(1.0 - atrophy[abbrev] * 0.6)
         cl, ca = cores[idx]
@@ -355,6 +364,12 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
             else:
                 dd = np.sqrt((l - cl) ** 2 + (a - ca) ** 2)
             tendon_alpha = np.maximum(tendon_alpha, smoothstep_inside(tend_r - dd, h))
+    tendon_alpha = np.maximum(tendon_alpha, plantaris_tendon)
+    low = np.flatnonzero(s < 0.3)  # the ankle tendons where their muscles end
+    if low.size:
+        tendon_alpha[low] = np.maximum(tendon_alpha[low], distal_tendons(
+            l[low], a[low], -s[low] * subject.leg_length_mm, (tl[low], ta[low], rt[low]), (fl[low], fa[low], rf[low]),
+            leg.tibia_mm / 14.0, h, below_joint=False))
     # where a muscle has tapered or atrophied (keep < 1) the fat painted underneath shows through
     paint(MUSCLE, muscle_alpha * keep)
     # the annotator's outline: the muscle territory, less what is painted over it later and left
@@ -381,6 +396,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     d_tp = np.abs(rho_tp - 1.0) * h_tp * 1.6
     d_sep = np.where(post_side & ~in_lat, np.minimum(d_sep, d_tp), d_sep)
     d_sep = np.where(post_side, np.minimum(d_sep, d_other), d_sep)
+    d_sep = np.minimum(d_sep, d_ehl)
     for rng_, g in ((gm_range, g_gm), (gl_range, g_gl)):
         ok = (tdeg_w > rng_[0]) & (tdeg_w < rng_[1]) & (g > 1.0) & post_side & ~is_tp
         d_sep = np.where(ok, np.minimum(d_sep, np.abs(depth - g)), d_sep)

@@ -110,7 +110,9 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
                 max_rotation_deg: float = 12.0, max_tilt_deg: float = 5.0,
                 max_shift_mm: tuple[float, float, float] = (25.0, 20.0, 40.0),
                 p_flip: float = 0.3, max_voxels: int = 256 * 256 * 40, p_one_leg: float = 0.0,
-                one_leg_fov_mm: tuple[float, float] = (150.0, 220.0)) -> Grid:
+                one_leg_fov_mm: tuple[float, float] = (150.0, 220.0), p_ends: float = 0.0,
+                joints_z_mm: tuple[float, float] = (-215.0, 175.0),
+                beyond_joint_mm: tuple[float, float] = (15.0, 70.0)) -> Grid:
     """Draw an axial acquisition grid that holds both legs of a :func:`make_subject` subject.
 
     In-plane spacing uniform in ``inplane_mm``, slice spacing in ``slice_mm`` (thickness equal
@@ -120,6 +122,10 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
     ``max_voxels`` by shrinking the number of slices. With probability ``p_one_leg`` the field of
     view is ``one_leg_fov_mm`` wide and centred near one leg (x = ±60–95 mm), as in one-leg
     protocols; these draws come last, so ``p_one_leg = 0`` gives the grids of earlier versions.
+    With probability ``p_ends`` the stack reaches past the ankle or the knee (equally often): its
+    last slice lies ``beyond_joint_mm`` past the joint at world z ``joints_z_mm`` = (ankle, knee)
+    (a subject's ``z_ankle_mm`` and ``z_ankle_mm + leg_length_mm``), as ankle-to-knee 3-D scans
+    and long stacks do; drawn after everything else, so ``p_ends = 0`` leaves the grids as they were.
     """
     d_in = float(rng.uniform(*inplane_mm))
     d_z = float(rng.uniform(*slice_mm))
@@ -134,6 +140,10 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
         nx = int(round(rng.uniform(*one_leg_fov_mm) / d_in))
         nz = max(1, min(nz, max_voxels // max(nx * ny, 1)))
         shift[0] = rng.choice([-1.0, 1.0]) * rng.uniform(60.0, 95.0)
+    if p_ends > 0 and rng.random() < p_ends:
+        half_z = 0.5 * (nz - 1) * d_z
+        past = float(rng.uniform(*beyond_joint_mm))
+        shift[2] = (joints_z_mm[0] - past + half_z) if rng.random() < 0.5 else (joints_z_mm[1] + past - half_z)
     return Grid.axial((nx, ny, nz), (d_in, d_in, d_z), centre_mm=tuple(shift),
                       rotation_deg=float(rng.uniform(-max_rotation_deg, max_rotation_deg)),
                       tilt_deg=tuple(rng.uniform(-max_tilt_deg, max_tilt_deg, 2)),
