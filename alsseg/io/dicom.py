@@ -30,22 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from alsseg.io.dicom_frames import (
-    Frame,
-    as_float,
-    frames_of,
-    read_pixels,
-    shared_or_top,
-)
+from alsseg.io.dicom_frames import Frame, as_float, frames_of, read_pixels, shared_or_top
 from alsseg.io.dicom_header import acquisition_datetime, series_header
-from alsseg.io.dicom_scan import (
-    HeaderGroups,
-    SeriesSummary,
-    describe_series,
-    list_series,
-    scan_folder,
-    summarize,
-)
+from alsseg.io.dicom_scan import HeaderGroups, SeriesSummary, describe_series, list_series, scan_folder, summarize
 from alsseg.io.errors import InputError
 
 __all__ = [

@@ -26,38 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from alsseg.io.acquisition import (
-    T1_ENTITY,
-    T1_PARAMETER,
-    T1_SUFFIX,
-    MeseSeries,
-    T1Series,
-    finite_float,
-)
-from alsseg.io.bids_names import (
-    ENTITY_ORDER,
-    bids_path,
-    parse_bids_name,
-    subject_session_of,
-)
+from alsseg.io.acquisition import T1_ENTITY, T1_PARAMETER, T1_SUFFIX, MeseSeries, T1Series, finite_float
+from alsseg.io.bids_names import ENTITY_ORDER, bids_path, parse_bids_name, subject_session_of
 from alsseg.io.errors import InputError
 from alsseg.io.from_dicom import mese_from_dicom, t1_from_dicom
 from alsseg.io.nifti import Image, load_nifti, same_grid
-from alsseg.io.sidecar import (
-    flip_angles,
-    read_sidecar,
-    sidecar_path,
-    time_ms,
-    times_per_file,
-    write_sidecar,
-)
-from alsseg.io.validate import (
-    check_echo_times,
-    check_voxels,
-    input_kind,
-    times_to_ms,
-    warn_input,
-)
+from alsseg.io.sidecar import flip_angles, read_sidecar, sidecar_path, time_ms, times_per_file, write_sidecar
+from alsseg.io.validate import check_echo_times, check_voxels, input_kind, times_to_ms, warn_input
 from alsseg.io.write_series import write_mese_bids, write_t1_bids, write_volumes
 
 __all__ = [

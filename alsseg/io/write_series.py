@@ -9,15 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alsseg.io.acquisition import (
-    T1_ENTITY,
-    T1_PARAMETER,
-    T1_SUFFIX,
-    MeseSeries,
-    T1Series,
-    seconds,
-    sidecar_common,
-)
+from alsseg.io.acquisition import T1_ENTITY, T1_PARAMETER, T1_SUFFIX, MeseSeries, T1Series, seconds, sidecar_common
 from alsseg.io.atomic import atomic_path
 from alsseg.io.bids_names import bids_path
 from alsseg.io.jsonable import jsonable

@@ -17,14 +17,7 @@ from alsseg import __version__
 from alsseg.io.atomic import write_bytes_atomic, write_text_atomic
 from alsseg.maps import MAPS
 from alsseg.pipeline.layout import (
-    SESSION_MAPS,
-    bids_file,
-    failed_path,
-    jsonable,
-    marker_path,
-    overlay_figure_path,
-    qc_figure_path,
-    session_dir,
+    SESSION_MAPS, bids_file, failed_path, jsonable, marker_path, overlay_figure_path, qc_figure_path, session_dir,
 )
 from alsseg.pipeline.options import PipelineOptions, SessionJob
 from alsseg.pipeline.session import SessionResult

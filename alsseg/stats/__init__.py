@@ -50,21 +50,8 @@ get ``q = NaN``, being pre-specified summaries).
 from __future__ import annotations
 
 from alsseg.stats.analyses import (
-    ABNORMAL_DIRECTION,
-    GROUP_ROWS,
-    KEYS,
-    MEASURES,
-    MOTOR,
-    StatsOptions,
-    abnormal_muscles,
-    add_group_rows,
-    change_correlations,
-    change_table,
-    group_comparison,
-    motor_correlations,
-    run_all,
-    session_order,
-    subject_means,
+    ABNORMAL_DIRECTION, GROUP_ROWS, KEYS, MEASURES, MOTOR, StatsOptions, abnormal_muscles, add_group_rows,
+    change_correlations, change_table, group_comparison, motor_correlations, run_all, session_order, subject_means,
     write_tables,
 )
 from alsseg.stats.elementary import bh_fdr, compare_two, correlation, hedges_g, mixedlm_fixed_effect, paired_change
