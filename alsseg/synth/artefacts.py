@@ -75,6 +75,22 @@ def random_epi_displacement(shape, spacing_mm, axis: int, rng: np.random.Generat
     return field.astype(np.float32)
 
 
+def _along(a: np.ndarray, coord: np.ndarray, axis: int, *, nearest: bool = False) -> np.ndarray:
+    """``a`` sampled at fractional positions ``coord`` (same shape) along ``axis`` (the other
+    indices fixed): linear, or nearest with ``nearest``; 0 outside ``[0, n - 1]``."""
+    n = a.shape[axis]
+    inside = (coord > -0.5) & (coord < n - 0.5)
+    if nearest:
+        idx = np.clip(np.rint(coord).astype(np.intp), 0, n - 1)
+        return np.where(inside, np.take_along_axis(a, idx, axis=axis), 0)
+    c = np.clip(coord, 0, n - 1)
+    i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
+    w = (c - i0).astype(np.float32)
+    lo = np.take_along_axis(a, i0, axis=axis)
+    hi = np.take_along_axis(a, np.minimum(i0 + 1, n - 1), axis=axis)
+    return np.where(inside, lo + w * (hi - lo), 0).astype(np.float32)
+
+
 def epi_distort(img: np.ndarray, labels: np.ndarray, displacement_vox: np.ndarray, axis: int):
     """Distort an image and its label map by a displacement along ``axis``.
 
@@ -91,23 +107,19 @@ def epi_distort(img: np.ndarray, labels: np.ndarray, displacement_vox: np.ndarra
     Returns:
         ``(image float32, labels of labels' dtype)``.
     """
-    from scipy.ndimage import map_coordinates
-
     if axis not in (0, 1):
         raise ValueError(f"the phase-encoding axis must be 0 or 1, got {axis}")
     d = np.asarray(displacement_vox, np.float32)
-    grids = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in img.shape], indexing="ij")
-    target = grids[axis]
+    shape = [1, 1, 1]
+    shape[axis] = img.shape[axis]
+    target = np.broadcast_to(np.arange(img.shape[axis], dtype=np.float32).reshape(shape), img.shape)
     src = target - d
-    for _ in range(4):  # y = y' − d(y)
-        coords = list(grids)
-        coords[axis] = src
-        src = target - map_coordinates(d, coords, order=1, mode="nearest")
-    coords = list(grids)
-    coords[axis] = src
+    for _ in range(5):  # y = y' − d(y)
+        n = img.shape[axis]
+        src = target - _along(d, np.clip(src, 0, n - 1), axis)
     jac = np.gradient(src, axis=axis) if img.shape[axis] > 1 else np.ones_like(src)
-    out = map_coordinates(np.asarray(img, np.float32), coords, order=1, mode="constant", cval=0.0) * jac
-    lab = map_coordinates(np.asarray(labels), coords, order=0, mode="constant", cval=0)
+    out = _along(np.asarray(img, np.float32), src, axis) * jac
+    lab = _along(np.asarray(labels), src, axis, nearest=True)
     return np.clip(out, 0, None).astype(np.float32), lab.astype(labels.dtype)
 
 
@@ -119,12 +131,15 @@ def motion_corrupt(img: np.ndarray, axis: int, rng: np.random.Generator, *, n_po
     interleaved segments — while the object takes ``n_positions`` (default 2–3) positions, each a
     random translation (:data:`MOTION_SHIFT_MM`) and rotation (± :data:`MOTION_ROTATION_DEG`);
     the positions are centred (line-weighted mean zero), so the labels stay right on average.
-    Returns the magnitude image ``(X, Y, Z)`` float32.
+    Only the phase-encoding axis is Fourier transformed (the readout transform commutes with the
+    line selection). Returns the magnitude image ``(X, Y, Z)`` float32.
     """
+    from scipy import fft
     from scipy.ndimage import affine_transform
 
     if axis not in (0, 1):
         raise ValueError(f"the phase-encoding axis must be 0 or 1, got {axis}")
+    img = np.asarray(img, np.float32)
     X, Y, Z = img.shape
     n_lines = img.shape[axis]
     n_pos = int(n_positions if n_positions is not None else rng.integers(2, 4))
@@ -141,8 +156,7 @@ def motion_corrupt(img: np.ndarray, axis: int, rng: np.random.Generator, *, n_po
     angles = rng.uniform(-MOTION_ROTATION_DEG, MOTION_ROTATION_DEG, n_pos)
     shifts -= weight @ shifts
     angles -= weight @ angles
-    k_img = np.fft.fft2(np.asarray(img, np.float32), axes=(0, 1))
-    k_out = np.zeros_like(k_img)
+    k_out = np.zeros(img.shape, np.complex64)
     centre = np.array([(X - 1) / 2, (Y - 1) / 2])
     for p in range(n_pos):
         lines = state == p
@@ -155,11 +169,10 @@ def motion_corrupt(img: np.ndarray, axis: int, rng: np.random.Generator, *, n_po
         off = np.zeros(3)
         off[:2] = centre - rot @ centre - shifts[p] / sp
         moved = affine_transform(img, mat, offset=off, order=1, mode="constant", cval=0.0)
-        k_p = np.fft.fft2(moved, axes=(0, 1))
         sel = [slice(None)] * 3
         sel[axis] = lines
-        k_out[tuple(sel)] = k_p[tuple(sel)]
-    return np.abs(np.fft.ifft2(k_out, axes=(0, 1))).astype(np.float32)
+        k_out[tuple(sel)] = fft.fft(moved, axis=axis)[tuple(sel)]
+    return np.abs(fft.ifft(k_out, axis=axis)).astype(np.float32)
 
 
 def degrade_acquisition(img: np.ndarray, labels: np.ndarray, spacing_mm, rng: np.random.Generator, *,
