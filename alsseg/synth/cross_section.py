@@ -59,12 +59,15 @@ class TissueSample:
         label: ``(N,)`` int16 muscle label id (0 where the point is not in a muscle).
         t2_water_ms: ``(N,)`` float32 water T2 of the muscle tissue at the point.
         fat_fraction: ``(N,)`` float32 fat fraction of the muscle tissue at the point.
+        outline_fraction: ``(N,)`` float32 part of the point inside a labelled muscle's outline as
+            an annotator draws it (see :func:`evaluate`), in [0, 1].
     """
 
     fractions: np.ndarray
     label: np.ndarray
     t2_water_ms: np.ndarray
     fat_fraction: np.ndarray
+    outline_fraction: np.ndarray
 
 
 def _interp(table, s):
@@ -85,7 +88,11 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
             ramp of this width and thin sheets (fascia) with their overlap fraction.
 
     Returns:
-        :class:`TissueSample`.
+        :class:`TissueSample`. Labels follow the annotation convention of real manual outlines: a
+        muscle's outline runs along the middle of the deep fascia and of the septa it shares with
+        its neighbours (adjacent outlines touch), and takes in everything inside it (intramuscular
+        fat streaks, septal fat, aponeuroses); tendons, vessels and the fat of the neurovascular
+        bundles are left out. A point is labelled where at least half of it lies inside an outline.
     """
     p = np.asarray(points_mm, np.float32)
     N = p.shape[0]
@@ -94,8 +101,9 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
     label = np.zeros(N, np.int16)
     t2w = np.zeros(N, np.float32)
     ffm = np.zeros(N, np.float32)
+    outline = np.zeros(N, np.float32)
     if N == 0:
-        return TissueSample(frac, label, t2w, ffm)
+        return TissueSample(frac, label, t2w, ffm, outline)
     anatomy = load_anatomy()
     # candidate points (near either leg), then the elastic deformation (in-plane, smooth) there only
     z = p[:, 2]
@@ -108,7 +116,7 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
         near |= ex * ex + ey * ey < reach * reach
     cand = np.flatnonzero(near)
     if cand.size == 0:
-        return TissueSample(frac, label, t2w, ffm)
+        return TissueSample(frac, label, t2w, ffm, outline)
     dx = np.zeros(N, np.float32)
     dy = np.zeros(N, np.float32)
     dx[cand] = subject.deform_mm * subject.deform[0](p[cand])
@@ -125,11 +133,11 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
         if sel.size == 0:
             continue
         _evaluate_leg(subject, leg, anatomy, p[sel], ux[sel], uy[sel], s_all[sel], voxel_mm,
-                      frac, label, t2w, ffm, sel)
-    return TissueSample(frac, label, t2w, ffm)
+                      frac, label, t2w, ffm, outline, sel)
+    return TissueSample(frac, label, t2w, ffm, outline)
 
 
-def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t2_all, ff_all, sel):
+def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t2_all, ff_all, outline_all, sel):
     """Fill the outputs at indices ``sel`` for the points of one leg."""
     rot = np.deg2rad(leg.rotation_deg)
     mirror = 1.0 if leg.side == "R" else -1.0
@@ -350,6 +358,14 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
             tendon_alpha = np.maximum(tendon_alpha, smoothstep_inside(tend_r - dd, h))
     # where a muscle has tapered or atrophied (keep < 1) the fat painted underneath shows through
     paint(MUSCLE, muscle_alpha * keep)
+    # the annotator's outline: the muscle territory, less what is painted over it later and left
+    # out of manual outlines (tendons, vessels, neurovascular-bundle fat, bone); septa, fat streaks
+    # and aponeuroses stay inside it
+    outline = muscle_alpha * keep
+
+    def exclude(alpha):
+        nonlocal outline
+        outline = outline * (1.0 - np.broadcast_to(np.asarray(alpha, np.float32), (n,)))
 
     # septa: distance to the compartment boundaries (only inside the muscle region)
     big = np.float32(1e3)
@@ -411,21 +427,29 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     # fat around the neurovascular bundles (anterior tibial, posterior tibial, peroneal)
     for vl, va, vr, vt in vessels[:5:2]:
         dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
-        paint(FAT, smoothstep_inside(leg.septum_fat_mm * 2.0 + 1.2 - dv, h) * (muscle_alpha > 0) * (s > 0.1))
+        bundle_fat = smoothstep_inside(leg.septum_fat_mm * 2.0 + 1.2 - dv, h) * (muscle_alpha > 0) * (s > 0.1)
+        paint(FAT, bundle_fat)
+        exclude(bundle_fat)
     for vl, va, vr, vt in vessels:
         dv = np.sqrt((l - vl) ** 2 + (a - va) ** 2)
-        paint(vt, smoothstep_inside(vr - dv, h) * (s > 0.1) * (s < 0.95))
+        vessel = smoothstep_inside(vr - dv, h) * (s > 0.1) * (s < 0.95)
+        paint(vt, vessel)
+        exclude(vessel)
     paint(TENDON, tendon_alpha * (depth > -2))
+    exclude(tendon_alpha * (depth > -2))
     # bones last
-    paint(CORTEX, smoothstep_inside(tib_depth, h))
-    paint(MARROW, smoothstep_inside(tib_depth - np.maximum(2.5, 4.5 - 3.0 * (tib_scale - 1.0)), h))
-    paint(CORTEX, smoothstep_inside(fib_depth, h))
-    paint(MARROW, smoothstep_inside(fib_depth - 0.6 * rf, h))
+    for tissue, alpha in ((CORTEX, smoothstep_inside(tib_depth, h)),
+                          (MARROW, smoothstep_inside(tib_depth - np.maximum(2.5, 4.5 - 3.0 * (tib_scale - 1.0)), h)),
+                          (CORTEX, smoothstep_inside(fib_depth, h)),
+                          (MARROW, smoothstep_inside(fib_depth - 0.6 * rf, h))):
+        paint(tissue, alpha)
+        exclude(alpha)
 
     # muscle labels and properties
     mf = frac[:, MUSCLE]
     is_mus = mf > 0
-    labelled = (mf + frac[:, APONEUROSIS] >= 0.5) & (m_idx != OTHER_MUSCLE)
+    outline = np.where(m_idx != OTHER_MUSCLE, outline, 0.0).astype(np.float32)
+    labelled = outline >= 0.5
     lab = np.where(labelled, m_idx.astype(np.int16) + np.int16(anatomy.side_offsets[leg.side]), 0).astype(np.int16)
     patch = np.zeros(n, np.float32)
     var = np.zeros(n, np.float32)
@@ -451,5 +475,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     inner_sel = sel[ii]
     label_all[idx_all] = 0
     label_all[inner_sel] = lab
+    outline_all[idx_all] = 0.0
+    outline_all[inner_sel] = outline
     t2_all[inner_sel] = t2
     ff_all[inner_sel] = ff

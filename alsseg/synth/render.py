@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from alsseg.synth.anatomy import (
-    APONEUROSIS, FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject,
+    FAT_T1_MS, FAT_T2_MS, MUSCLE, MUSCLE_T1_MS, N_TISSUES, TISSUE_NAMES, Subject,
 )
 from alsseg.synth.cross_section import evaluate
 from alsseg.synth.randomise import random_contrast_signal
@@ -76,7 +76,8 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
 
     Returns:
         :class:`TissueVolume`; the label of a voxel is the muscle at the middle of its slice
-        where muscle covers at least half of it.
+        where at least half of the voxel (averaged across the slice) lies inside a muscle outline
+        (:func:`alsseg.synth.cross_section.evaluate`: the annotators' convention).
     """
     X, Y, Z = grid.shape
     spacing = grid.spacing_mm
@@ -88,6 +89,7 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
     kstep = thick / spacing[2]
     frac = np.zeros((Z, X * Y, N_TISSUES), np.float32)  # slice-major while filling
     lab = np.zeros((Z, X * Y), np.int16)
+    outline = np.zeros((Z, X * Y), np.float32)
     t2 = np.zeros((Z, X * Y), np.float32)
     ff = np.zeros((Z, X * Y), np.float32)
     b1 = np.full((Z, X * Y), subject.b1_mean, np.float32)
@@ -109,6 +111,7 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
             t2k[body] += wm * ts.t2_water_ms[body]
             ffk[body] += wm * ts.fat_fraction[body]
             mus_w[body] += wm
+            outline[k] += ts.outline_fraction * wsub
             if i == centre_i:
                 lab[k] = ts.label
                 b1[k, body] = subject.b1_mean + subject.b1_amplitude * subject.b1_field(pts[body])
@@ -116,8 +119,8 @@ def render_tissues(subject: Subject, grid: Grid, *, n_sub: int | None = None) ->
         ok = mus_w > 0
         t2k[ok] /= mus_w[ok]
         ffk[ok] /= mus_w[ok]
-    # a labelled voxel needs muscle over at least half its slice-averaged volume
-    lab[frac[..., MUSCLE] + frac[..., APONEUROSIS] < 0.5] = 0
+    # a labelled voxel lies inside an outline over at least half its slice-averaged volume
+    lab[outline < 0.5] = 0
     shp = (X, Y, Z)
 
     def vol(a):
