@@ -36,9 +36,12 @@ def pair(grid):
 def test_patterns_change_fat_not_labels(pair):
     _, _, tp, ts = pair
     assert np.array_equal(tp.label, ts.label)  # an end-stage muscle is still labelled as that muscle
-    per = tp.label == ANAT.label_id("PER", "R")
-    assert per.sum() > 100
-    assert np.array_equal(tp.fat_fraction_muscle[per], ts.fat_fraction_muscle[per])  # patchy unchanged
+    from scipy.ndimage import binary_erosion
+
+    # patchy PER unchanged (its core: a boundary voxel shares partial volume with its neighbours)
+    per = binary_erosion(tp.label == ANAT.label_id("PER", "R"), np.ones((5, 5, 1), bool))
+    assert per.sum() > 50
+    assert np.array_equal(tp.fat_fraction_muscle[per], ts.fat_fraction_muscle[per])
 
 
 def test_marbled_muscle_has_thin_fatty_stripes(pair):
@@ -51,12 +54,15 @@ def test_marbled_muscle_has_thin_fatty_stripes(pair):
     assert 0.05 < (f > 0.5).mean() < 0.6 and (f < 0.3).mean() > 0.3
     assert f.mean() > f0.mean() + 0.05
     # fine structure, unlike the smooth patchy field: neighbours differ far more
-    both = ta[1:] & ta[:-1]
+    from scipy.ndimage import binary_erosion
+
+    core = binary_erosion(ta, np.ones((5, 5, 1), bool))  # boundary voxels mix in the neighbours
+    both = core[1:] & core[:-1]
 
     def roughness(ffm):
         return np.abs(ffm[1:] - ffm[:-1])[both].mean()
 
-    assert roughness(ts.fat_fraction_muscle) > 4 * roughness(tp.fat_fraction_muscle)
+    assert roughness(ts.fat_fraction_muscle) > 2.5 * roughness(tp.fat_fraction_muscle)
     # stripes are thin: most fatty voxels touch a lean one in-plane
     stripe = np.zeros(ts.label.shape, bool)
     stripe[ta] = f > 0.5
