@@ -1,0 +1,138 @@
+"""The model card's "known failure modes" figure: where a bundle goes wrong on real scans.
+
+Panels are chosen by rule from the bundle's own results, never by hand, so the figure shows the
+current model's failures whatever they are:
+
+* the three worst muscle-and-leg cases on the outlined real slices (lowest Dice): manual outline
+  beside the model's, on that leg;
+* the unlabelled 3-D GRE (ankle to knee): the most distal and the most proximal slice the model
+  labels, and the mid-calf slice where soleus takes the largest share of the leg's labels;
+* the real MESE echo 1: the slice and leg where TA is smallest against EDL.
+
+    python training/figure_failures.py --model lowerleg-unet --out models/lowerleg-unet/docs/failure_modes.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _leg_crop(lab2d: np.ndarray, side: str, anatomy, margin: int = 12) -> tuple[slice, slice]:
+    """Index window ``(x, y)`` around one leg's labels of a RAS slice (whole slice if none)."""
+    ids = [anatomy.label_id(m.abbrev, side) for m in anatomy.muscles]
+    ij = np.argwhere(np.isin(lab2d, ids))
+    if ij.size == 0:
+        return slice(None), slice(None)
+    lo, hi = ij.min(0) - margin, ij.max(0) + margin
+    return slice(max(0, lo[0]), hi[0] + 1), slice(max(0, lo[1]), hi[1] + 1)
+
+
+def _show(ax, img2d: np.ndarray, lab2d: np.ndarray | None, anatomy, title: str, vmax: float) -> None:
+    from alsseg.seg.overlay import label_rgba
+
+    ax.imshow(img2d.T[::-1], cmap="gray", vmin=0, vmax=vmax)
+    if lab2d is not None:
+        ax.imshow(label_rgba(lab2d.T[::-1], anatomy))
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def _gre_panels(seg, image, anatomy) -> list[tuple]:
+    """(title, image slice, label slice) for the GRE's distal end, proximal end and mid-calf."""
+    img, lab = image.to_ras(), seg.predict(image).to_ras()
+    sol = {anatomy.label_id("SOL", s) for s in ("R", "L")}
+    labelled = np.flatnonzero((lab.data > 0).any(axis=(0, 1)))
+    if labelled.size == 0:
+        return []
+    z_lo, z_hi = int(labelled[0]), int(labelled[-1])
+    mid = labelled[(labelled > z_lo + 0.3 * (z_hi - z_lo)) & (labelled < z_lo + 0.7 * (z_hi - z_lo))]
+    share = [np.isin(lab.data[:, :, z], list(sol)).sum() / max(1, (lab.data[:, :, z] > 0).sum()) for z in mid]
+    z_mid = int(mid[int(np.argmax(share))]) if mid.size else z_lo
+    body = np.argwhere(img.data > 0.2 * np.percentile(img.data, 99))
+    lo, hi = body.min(0), body.max(0)
+    xy = (slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1))
+    return [(f"GRE slice {z_lo} (most distal labelled)", img.data[xy + (z_lo,)], lab.data[xy + (z_lo,)]),
+            (f"GRE slice {z_mid}: soleus {max(share) if share else 0:.0%} of labels", img.data[xy + (z_mid,)],
+             lab.data[xy + (z_mid,)]),
+            (f"GRE slice {z_hi} (most proximal labelled)", img.data[xy + (z_hi,)], lab.data[xy + (z_hi,)])]
+
+
+def _mese_panel(seg, image, anatomy) -> tuple:
+    """(title, image slice, label slice) of the MESE slice and leg with the smallest TA/EDL area ratio."""
+    img, lab = image.to_ras(), seg.predict(image).to_ras()
+    best = None
+    for side in ("R", "L"):
+        ta, edl = anatomy.label_id("TA", side), anatomy.label_id("EDL", side)
+        for z in range(lab.shape[2]):
+            a_ta, a_edl = (lab.data[:, :, z] == ta).sum(), (lab.data[:, :, z] == edl).sum()
+            if a_edl > 0 and (best is None or a_ta / a_edl < best[0]):
+                best = (a_ta / a_edl, side, z)
+    ratio, side, z = best if best else (float("nan"), "R", 0)
+    crop = _leg_crop(lab.data[:, :, z], side, anatomy)
+    return (f"MESE slice {z}, {side} leg: TA/EDL area {ratio:.2f}", img.data[crop + (z,)], lab.data[crop + (z,)])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lowerleg-unet", help="bundle name or path")
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="the shared real data folder")
+    ap.add_argument("--out", required=True, help="PNG to write")
+    args = ap.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alsseg.io.atomic import atomic_path
+    from alsseg.io.nifti import load_nifti
+    from alsseg.seg.infer import Segmenter
+    from alsseg.seg.realdata import (
+        UNSCORED_ON_SLICES,
+        load_real_volume,
+        score_real_slices,
+    )
+
+    seg = Segmenter.from_bundle(args.model)
+    anatomy, data = seg.anatomy, Path(args.data)
+    rows = [r for r in score_real_slices(seg, data / "real-calf-slices") if r["muscle"] not in UNSCORED_ON_SLICES]
+    worst = sorted((r for r in rows if np.isfinite(r["dice"])), key=lambda r: r["dice"])[:3]
+    panels = []
+    for r in worst:
+        image = load_nifti(data / "real-calf-slices" / f"{r['case']}.nii.gz", ndim=3)
+        truth = load_nifti(data / "real-calf-slices" / f"{r['case']}_dseg.nii.gz", ndim=3, dtype=None).to_ras()
+        pred = seg.predict(image).to_ras()
+        img = image.to_ras()
+        t = np.where(truth.data == 255, 0, truth.data).astype(np.int64)
+        crop = _leg_crop(t[:, :, 0], r["side"], anatomy) + (0,)
+        name = f"{r['case']} {r['muscle']}_{r['side']}"
+        panels.append([(f"{name}: manual", img.data[crop], t[crop]),
+                       (f"{name}: model (Dice {r['dice']:.2f})", img.data[crop], pred.data[crop])])
+    gre = _gre_panels(seg, load_real_volume(data, "gre-calf-3d"), anatomy)
+    panels.append(gre[:2])
+    panels.append([gre[2], _mese_panel(seg, load_real_volume(data, "mese-leg-3t"), anatomy)])
+    fig, axes = plt.subplots(len(panels), 2, figsize=(8.0, 3.6 * len(panels)), squeeze=False)
+    for row, pair in zip(axes, panels):
+        for ax, (title, im, lb) in zip(row, pair):
+            _show(ax, im, lb, anatomy, title, float(np.percentile(im, 99.5)) or 1.0)
+    version = seg.metadata.get("version", "?")
+    fig.suptitle(f"{args.model} {version}: known failure modes on real scans\n(chosen by rule; RAS view, "
+                 "anterior up, subject's right on the image right)", fontsize=9)
+    fig.tight_layout()
+    out = Path(args.out)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=75)
+    out.chmod(0o644)
+    for r in worst:
+        print(f"worst real-slice case: {r['case']} {r['muscle']}_{r['side']} Dice {r['dice']:.3f}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
