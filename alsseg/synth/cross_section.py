@@ -20,6 +20,7 @@ from alsseg.synth.anatomy import (
     AIR, APONEUROSIS, ARTERY, CORTEX, FASCIA, FAT, MARROW, MUSCLE, MUSCLES, N_TISSUES, OTHER_MUSCLE, SKIN, TENDON,
     VEIN, Subject,
 )
+from alsseg.synth.fat_patterns import PATCHY, apply_fat_pattern
 from alsseg.synth.fields import smoothstep_inside, thin_sheet_fraction
 from alsseg.synth.profiles import (
     ENVELOPE, POSTERIOR, PRESENCE, PRESENCE_OTHER, TIBIA_SCALE, distal_fibula_offset, fascia_radius, profile_at,
@@ -480,7 +481,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
             continue
         w = np.clip(1.0 + leg.patchiness * patch[on], 0.0, 2.0)
         t2[on] = leg.t2_water_ms[abbrev] + var[on] + leg.t2_increase_ms[abbrev] * w
-        ff[on] = np.clip(leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95)
+        ff[on] = apply_fat_pattern(leg.fat_patterns.get(abbrev, PATCHY), subject.marble_field, p[on], np.clip(
+            leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95))
     # write back (a point belongs to at most one leg's reach in practice; the later leg wins)
     outer_frac[ii] = frac
     take = outer_frac[:, AIR] < 1.0
