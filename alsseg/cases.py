@@ -88,11 +88,15 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
 
     Contrasts are spread round-robin over ``grids_per_subject`` random acquisition grids
     (resolution, field of view, rotation, tilt, storage order all drawn per grid); the
-    subject's anatomy is rendered once per grid and shared by the contrasts on it.
+    subject's anatomy is rendered once per grid and shared by the contrasts on it. The
+    ``random`` and ``dwi_b0`` images carry random acquisition artefacts
+    (:func:`alsseg.synth.artefacts.render_case`: EPI distortion with the labels warped alike,
+    motion, low resolution, ghosts).
     Case ids are ``synth<seed>__<contrast>[<k>]`` (the part before ``__`` groups a subject's
     cases in the train/validation split).
     """
-    from alsseg.synth import make_subject, random_grid, render_contrast, render_tissues
+    from alsseg.synth import make_subject, random_grid, render_tissues
+    from alsseg.synth.artefacts import render_case
 
     subject = make_subject(int(seed), disease=disease_of(seed, als_fraction))
     out = []
@@ -105,14 +109,13 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
         grid = random_grid(rng, slice_mm=(3.0, 10.0), p_one_leg=0.15, p_ends=P_ENDS,
                            joints_z_mm=(subject.z_ankle_mm, subject.z_ankle_mm + subject.leg_length_mm))
         tv = render_tissues(subject, grid)
-        labels = np.asarray(tv.label)
         for c in mine:
-            img = render_contrast(subject, grid, contrast=c, rng=rng, tissues=tv)
-            data = np.asarray(getattr(img, "data", img), np.float32)
+            img, labels = render_case(subject, grid, c, rng, tissues=tv)
             k = counts.get(c, 0)
             counts[c] = k + 1
             cid = f"synth{int(seed):05d}__{c}" + (str(k) if k else "")
-            out.append(Case(cid, grid.image(data), labels.astype(np.int16), f"synth seed {seed} {c}"))
+            out.append(Case(cid, grid.image(np.asarray(img.data, np.float32)), labels.astype(np.int16),
+                            f"synth seed {seed} {c}"))
     return out
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alsseg.synth.fat_patterns import draw_fat_patterns, marble_field
 from alsseg.synth.fields import SmoothField
 
 # ---------------------------------------------------------------- tissue classes
@@ -88,6 +89,8 @@ class LegParams:
         aponeurosis_mm: thickness of the intramuscular aponeuroses (TA, SOL, GM, GL).
         aponeurosis_strength: how much of the aponeurosis sheet is collagen (0 = invisible).
         deep_flexor_scale: size factor of FDL/FHL (unlabelled deep posterior muscles).
+        fat_patterns: muscle → :class:`alsseg.synth.fat_patterns.FatPattern` (marbled /
+            end-stage); muscles not listed are patchy.
     """
 
     side: str
@@ -118,6 +121,7 @@ class LegParams:
     aponeurosis_mm: float = 0.0
     aponeurosis_strength: float = 0.0
     deep_flexor_scale: float = 1.0
+    fat_patterns: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ class Subject:
         bias_field, bias_amplitude: receive bias ``exp(amp * field)``.
         tissues: tissue name → dict(pd, t2_ms, t1_ms, ff) for non-muscle tissues.
         streaks: strength (0–1) of thin intramuscular fat/connective-tissue streaks.
+        marble_field: smooth field whose zero set carries marbled fat stripes
+            (:mod:`alsseg.synth.fat_patterns`); None: no marbling.
     """
 
     seed: int
@@ -155,6 +161,7 @@ class Subject:
     bias_amplitude: float
     tissues: dict = field(default_factory=dict)
     streaks: float = 0.4
+    marble_field: SmoothField | None = None
 
     def muscle_severity(self) -> dict:
         """``{(side, muscle): severity}``."""
@@ -265,6 +272,10 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     extra = {side: dict(aponeurosis_mm=_u(rng_x, *APONEUROSIS_MM_RANGE),
                         aponeurosis_strength=_u(rng_x, *APONEUROSIS_STRENGTH_RANGE),
                         deep_flexor_scale=_u(rng_x, *DEEP_FLEXOR_SCALE_RANGE)) for side in ("R", "L")}
+    # fat-infiltration patterns (added later, a stream of their own as well)
+    rng_f = np.random.default_rng([seed, 5])
+    patterns = {side: draw_fat_patterns(rng_f, {m: dn * ALS_SUSCEPTIBILITY[m] for m in MUSCLES},
+                                        diseased=effect_ff > 0) for side, dn in denervation.items()}
     if group is None:
         group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
 
@@ -315,6 +326,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             t2_increase_ms=t2i, ff_increase=ffi, atrophy=atr,
             patchiness=_u(rng, 0.3, 0.8),
             **extra[side],
+            fat_patterns=patterns[side],
         )
     tissue_props = {k: dict(v) for k, v in DEFAULT_TISSUES.items()}
     for k, v in (tissues or {}).items():
@@ -333,4 +345,5 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         bias_amplitude=_u(rng, 0.05, 0.25),
         tissues=tissue_props,
         streaks=_u(rng, 0.2, 0.7),
+        marble_field=marble_field(rng_f),
     )

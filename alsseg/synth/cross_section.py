@@ -20,9 +20,11 @@ from alsseg.synth.anatomy import (
     AIR, APONEUROSIS, ARTERY, CORTEX, FASCIA, FAT, MARROW, MUSCLE, MUSCLES, N_TISSUES, OTHER_MUSCLE, SKIN, TENDON,
     VEIN, Subject,
 )
+from alsseg.synth.fat_patterns import PATCHY, apply_fat_pattern
 from alsseg.synth.fields import smoothstep_inside, thin_sheet_fraction
 from alsseg.synth.profiles import (
-    ENVELOPE, POSTERIOR, PRESENCE, PRESENCE_OTHER, TIBIA_SCALE, distal_fibula_offset, fascia_radius, profile_at,
+    ENVELOPE, PER_ANTERIOR_SEPTUM_DEG, PER_POSTERIOR_SEPTUM_DEG, POSTERIOR, PRESENCE, PRESENCE_OTHER, TA_EDL_SPLIT_DEG,
+    TIBIA_SCALE, distal_fibula_offset, fascia_radius, profile_at,
 )
 from alsseg.synth.leg_ends import ANKLE_S_MIN, FOOT_REACH_MM, KNEE_S_MAX, distal_tendons, evaluate_leg_end
 
@@ -239,14 +241,15 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     ux_tf, ua_tf = ux_tf / len_tf, ua_tf / len_tf
     ant_dist = ux_tf * vta - ua_tf * vtl  # signed distance to membrane line (+ anterior)
     along = ux_tf * vtl + ua_tf * vta
-    psi_a = 28.0 + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
-    psi_p = -52.0 - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
+    # septa of the lateral compartment, degrees around the fibula from lateral (+ anterior)
+    psi_a = PER_ANTERIOR_SEPTUM_DEG + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
+    psi_p = PER_POSTERIOR_SEPTUM_DEG - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
     in_lat = (psi_f > psi_p) & (psi_f < psi_a)
     # TA / EDL split: ray from a pivot on the membrane
     piv_l = fl + 0.3 * (tl - fl)
     piv_a = fa + 0.3 * (ta - fa)
     psi_s = np.rad2deg(np.arctan2(a - piv_a, l - piv_l))
-    split = 36.0 + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
+    split = TA_EDL_SPLIT_DEG + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
     is_ta = _wrap_deg(psi_s - split) > 0
     # deep posterior (TP): ellipse under the transverse septum
     mid_l, mid_a = 0.5 * (tl + fl), 0.5 * (ta + fa)
@@ -309,13 +312,14 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         in_o = (rho_o < 1.0) & (pres > 0.05) & ~anterior_of(ant_dist) & ~is_tp & ~in_gm & ~in_gl & ~in_lat
         m_idx[in_o] = OTHER_MUSCLE
         d_other = np.where((pres > 0.05) & ~in_lat, np.minimum(d_other, np.abs(rho_o - 1.0) * np.minimum(su, sv)), d_other)
-    # EHL: deep in the anterior compartment at the TA/EDL split, its room taken from EDL
+    # EHL: deep in the anterior compartment at the TA/EDL split, its own belly inside a septum but
+    # labelled EDL (the label set's EDL is EDL + EHL, as in Handsfield et al.'s volumes)
     pres = profile_at(PRESENCE_OTHER["EHL"], s)
     r_e = np.maximum(9.0 * env * np.sqrt(pres), 1e-3)
     c_e = np.deg2rad(split - 16.0)
     rho_e = np.sqrt((l - piv_l - 11.0 * env * np.cos(c_e)) ** 2 + (a - piv_a - 11.0 * env * np.sin(c_e)) ** 2) / r_e
     in_ehl = (rho_e < 1.0) & (pres > 0.05) & anterior_of(ant_dist) & ~is_ta & ~in_lat
-    m_idx[in_ehl] = OTHER_MUSCLE
+    m_idx[in_ehl] = 2
     d_ehl = np.where((pres > 0.05) & anterior_of(ant_dist) & ~is_ta & ~in_lat, np.abs(rho_e - 1.0) * r_e, 1e3)
     # plantaris: a small belly just under GL (taken from SOL) and its thin tendon between GM and SOL
     pres = profile_at(PRESENCE_OTHER["PLA"], s)
@@ -480,7 +484,8 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
             continue
         w = np.clip(1.0 + leg.patchiness * patch[on], 0.0, 2.0)
         t2[on] = leg.t2_water_ms[abbrev] + var[on] + leg.t2_increase_ms[abbrev] * w
-        ff[on] = np.clip(leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95)
+        ff[on] = apply_fat_pattern(leg.fat_patterns.get(abbrev, PATCHY), subject.marble_field, p[on], np.clip(
+            leg.fat_fraction[abbrev] + 0.004 * var[on] + leg.ff_increase[abbrev] * w, 0.0, 0.95))
     # write back (a point belongs to at most one leg's reach in practice; the later leg wins)
     outer_frac[ii] = frac
     take = outer_frac[:, AIR] < 1.0

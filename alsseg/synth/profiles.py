@@ -76,3 +76,11 @@ def level_geometry(leg, s: float) -> dict:
     d_f = max(radius(th_f) - rf - 24.0 * env, distal_fibula_offset(s, rt, rf))
     return dict(env=env, lat=radius(0.0), ant=radius(np.pi / 2), post=radius(-np.pi / 2),
                 tib=(d_t * np.cos(th_t), d_t * np.sin(th_t), rt), fib=(d_f * np.cos(th_f), d_f * np.sin(th_f), rf))
+
+
+#: compartment boundaries, degrees (leg frame: 0 = lateral, 90 = anterior): the lateral
+#: compartment's septa around the fibula and the TA/EDL split ray from the membrane. Rotated 6-24
+#: degrees anteriorly on 2026-11-29 (were 28 / -52 / 36): TA and PER were larger than Handsfield
+#: et al.'s proportions and the network trained on them put TA over real EDL, EDL over real PER
+#: and PER over lateral soleus (docs/synth.md).
+PER_ANTERIOR_SEPTUM_DEG, PER_POSTERIOR_SEPTUM_DEG, TA_EDL_SPLIT_DEG = 40.0, -28.0, 42.0

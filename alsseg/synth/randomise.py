@@ -2,8 +2,8 @@
 
 :func:`random_contrast_signal` draws a random intensity per tissue class (the intramuscular
 aponeuroses and fascia apart), small per-muscle offsets, a disease-like texture, blur, gamma and
-a bias field; :func:`degrade_acquisition` adds acquisition effects: low in-plane resolution
-(EPI-like) and Nyquist ghosts. Labels are unchanged by all of them.
+a bias field. Acquisition artefacts (EPI distortion, motion, low resolution, ghosts) are
+:func:`alsseg.synth.artefacts.degrade_acquisition`, applied by :func:`alsseg.synth.render.render_case`.
 """
 
 from __future__ import annotations
@@ -46,30 +46,5 @@ def random_contrast_signal(subject: Subject, tv: TissueVolume, rng: np.random.Ge
     img = (img / mx) ** np.float32(np.exp(rng.normal(0, 0.25)))
     img *= np.exp(rng.uniform(0.0, 0.5) * subject.bias_field(
         tv.grid.world(np.argwhere(np.ones(tv.grid.shape, bool))).astype(np.float32)).reshape(tv.grid.shape))
-    return degrade_acquisition(img, sp, rng).astype(np.float32)
+    return img.astype(np.float32)
 
-
-#: probabilities and ranges of the acquisition degradations of the ``random`` contrast
-#: (:func:`degrade_acquisition`): an in-plane resolution of 1.5–4 mm (EPI-like, partial volume
-#: by block averaging) and a Nyquist ghost (EPI) of 2–12 % along the phase-encoding axis.
-P_LOW_RESOLUTION, LOW_RESOLUTION_MM = 0.3, (1.5, 4.0)
-P_GHOST, GHOST_AMPLITUDE = 0.2, (0.02, 0.12)
-
-
-def degrade_acquisition(img: np.ndarray, spacing_mm, rng: np.random.Generator) -> np.ndarray:
-    """Random acquisition effects on a noiseless ``(X, Y, Z)`` image: with probability
-    :data:`P_LOW_RESOLUTION` the in-plane resolution is lowered to a random 1.5–4 mm (box
-    average, then back to the grid by linear interpolation), and with probability :data:`P_GHOST` a
-    Nyquist ghost (the image shifted by half the field of view along a random in-plane axis) is added.
-    The grid, and so the label map, is unchanged."""
-    from scipy.ndimage import uniform_filter
-
-    if rng.random() < P_LOW_RESOLUTION:
-        target = rng.uniform(*LOW_RESOLUTION_MM)
-        size = [max(1, int(round(target / float(spacing_mm[i])))) for i in range(2)] + [1]
-        if max(size) > 1:
-            img = uniform_filter(img, size=size, mode="nearest")
-    if rng.random() < P_GHOST:
-        axis = int(rng.integers(0, 2))
-        img = img + rng.uniform(*GHOST_AMPLITUDE) * np.roll(img, img.shape[axis] // 2, axis=axis)
-    return img

@@ -26,6 +26,8 @@ from alsseg.synth.randomise import random_contrast_signal
 from alsseg.synth.grid import Grid
 
 CONTRASTS = ("mese_e1", "mese_late", "t1w", "dixon_water", "dixon_fat", "dwi_b0", "random")
+#: ``snr="auto"``: this SNR, or one drawn uniformly in RANDOM_SNR_RANGE for the ``random`` contrast
+DEFAULT_SNR, RANDOM_SNR_RANGE = 40.0, (8.0, 60.0)
 
 
 # ---------------------------------------------------------------- tissue volume
@@ -446,7 +448,8 @@ def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
         grid: target grid.
         contrast: one of :data:`CONTRASTS`: ``mese_e1`` (first echo), ``mese_late``
             (echo 8 of ``protocol``), ``t1w``, ``dixon_water``, ``dixon_fat``, ``dwi_b0``,
-            ``random`` (SynthSeg-style randomised intensities, bias, blur, gamma).
+            ``random`` (SynthSeg-style randomised intensities, bias, blur, gamma). No
+            acquisition artefacts: :func:`alsseg.synth.artefacts.render_case` adds them.
         rng: random generator for noise (and the random contrast); default seeded from the subject.
         snr: mean muscle signal / noise σ (Rician); ``None`` = noiseless; ``"auto"`` (default)
             = 40, or drawn in [8, 60] in ``random`` mode.
@@ -467,13 +470,13 @@ def render_contrast(subject: Subject, grid: Grid, contrast: str = "mese_e1",
     elif contrast == "random":
         img = random_contrast_signal(subject, tv, rng)
         if snr == "auto":
-            snr = float(rng.uniform(8, 60))
+            snr = float(rng.uniform(*RANDOM_SNR_RANGE))
     elif contrast in ("t1w", "dixon_water", "dixon_fat", "dwi_b0"):
         img = anatomical_signal(subject, tv, contrast)
     else:
         raise ValueError(f"unknown contrast {contrast!r}; choose from {', '.join(CONTRASTS)}")
     if snr == "auto":
-        snr = 40.0
+        snr = DEFAULT_SNR
     if snr is not None:
         sigma = noise_sigma(img, tv.label, float(snr))
         img = add_rician_noise(img, sigma, rng)

@@ -1,6 +1,7 @@
 """Device handling: the training device rule, preprocessing in worker processes, and the CUDA
 paths (training, torchrun with NCCL, inference agreeing with the CPU), skipped without a GPU."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GP
 
 
 def test_training_device_rule(monkeypatch):
-    from alsseg.seg import train as tr
+    tr = importlib.import_module("alsseg.seg.train")  # the module (alsseg.seg.train is also the function)
 
     assert tr._training_device("cpu", 0, 1).type == "cpu"
     with pytest.raises(InputError, match="cpu or cuda"):

@@ -112,7 +112,7 @@ def test_random_grid_without_one_leg_is_unchanged():
 
 
 def test_degraded_acquisition_blurs_and_ghosts():
-    from alsseg.synth import randomise
+    from alsseg.synth import artefacts
     img = np.zeros((64, 64, 1), np.float32)
     img[20:40, 20:40] = 1.0
 
@@ -128,7 +128,9 @@ def test_degraded_acquisition_blurs_and_ghosts():
         def integers(self, lo, hi):
             return 1
 
-    out = randomise.degrade_acquisition(img, (1.0, 1.0, 5.0), Always())
+    lab = (img > 0).astype(np.int16)
+    out, lab_out = artefacts.degrade_acquisition(img, lab, (1.0, 1.0, 5.0), Always(), p_epi=0.0, p_motion=0.0)
+    assert np.array_equal(lab_out, lab)                        # no geometric change: labels as they were
     assert 0 < out[19, 30, 0] < out[30, 30, 0]                # edges blurred (4 mm boxes)
     assert out[30, 62, 0] > 0.05 and out[30, 62, 0] < 0.2     # ghost at half the field of view
 
