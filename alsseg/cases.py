@@ -9,7 +9,7 @@ both :mod:`alsseg.seg` and :mod:`alsseg.synth`, so neither imports the other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def bids_cases(root: str | Path, *, image: str = "mese", labels_from: str = "gro
                 if echo_index >= data.shape[3]:
                     raise InputError(s.mese_path(), f"has no echo {echo_index + 1}")
                 data = data[..., echo_index]
-            img = Image(np.asarray(data, np.float32), ser.image.affine, Path(s.mese_path()))
+            img = Image(np.asarray(data, np.float32), ser.image.affine, ser.source)
         else:
             if s.anat is None:
                 continue

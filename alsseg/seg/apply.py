@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from alsseg.io.errors import InputError
 from alsseg.seg.store import DEFAULT_MODEL
@@ -87,7 +87,7 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
         or 2-D input, a bad bundle.
     """
     import numpy as np
-    from tqdm import tqdm
+    from alsseg.progress import progress_bar
 
     from alsseg.io.atomic import check_output_folder, refuse_overwrite_of_inputs, write_text_atomic
     from alsseg.io.nifti import save_nifti
@@ -114,7 +114,7 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     for path in images:
         _check_input(load_input(path), path)
     done = []
-    for path in tqdm(images, desc="segment", unit="image", disable=not progress or len(images) < 2):
+    for path in progress_bar(images, desc="segment", unit="image", show=progress and len(images) >= 2):
         img = load_input(path)
         probs, rows, n = None, None, output_name(path)
         if confidence:

@@ -71,7 +71,7 @@ def augment_batch(x, y, cfg: AugmentConfig, gen, spacing_mm: float = 2.0):
         cos, sin = torch.cos(ang), torch.sin(ang)
         theta = torch.stack([torch.stack([cos / sc, -sin / sc, tx], 1),
                              torch.stack([sin / sc2, cos / sc2, ty], 1)], 1)
-        grid = F.affine_grid(theta, (B, 1, H, W), align_corners=False)
+        grid = F.affine_grid(theta, [B, 1, H, W], align_corners=False)
         if do_el.any():
             disp = _smooth_field(gen, B, 2, 5, (H, W), dev)  # unit-variance, smooth
             amp_vox = cfg.elastic_mm / spacing_mm

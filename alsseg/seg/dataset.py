@@ -22,7 +22,7 @@ import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -76,9 +76,10 @@ def to_side_agnostic(labels: np.ndarray, anatomy: Anatomy, path=None) -> np.ndar
         InputError: a value that is neither a label of the anatomy nor 255.
     """
     lab = np.asarray(labels)
-    if np.issubdtype(lab.dtype, np.floating):
-        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
-            raise InputError(path, "label map has non-integer values")
+    non_integer = np.issubdtype(lab.dtype, np.floating) and (not np.all(np.isfinite(lab))
+                                                             or np.any(lab != np.round(lab)))
+    if non_integer:
+        raise InputError(path, "label map has non-integer values")
     lab = lab.astype(np.int64)
     values = np.unique(lab)
     allowed = anatomy.valid_ids() | {UNANNOTATED_INPUT}
@@ -136,7 +137,7 @@ def write_dataset(root: str | Path, cases: Iterable[Case], *, anatomy: str = "lo
     Raises:
         InputError: bad labels, image/label grid mismatch, an existing dataset at ``root``.
     """
-    from tqdm import tqdm
+    from alsseg.progress import progress_bar
 
     root = Path(root)
     anat = load_anatomy(anatomy)
@@ -144,8 +145,8 @@ def write_dataset(root: str | Path, cases: Iterable[Case], *, anatomy: str = "lo
         raise InputError(root, "already holds a dataset.json; choose a new folder")
     ids = []
     with ThreadPoolExecutor(max(1, write_threads)) as pool:
-        pending = deque()
-        for case in tqdm(cases, desc="dataset", unit="case", disable=not progress):
+        pending: deque = deque()
+        for case in progress_bar(cases, desc="dataset", unit="case", show=progress):
             image = case.image
             if image.data.ndim != 3:
                 raise InputError(image.path or case.case_id, f"image is {image.data.ndim}-D, expected 3-D")
@@ -179,7 +180,7 @@ def make_split(case_ids: list[str], val_fraction: float, seed: int) -> dict:
     groups = sorted({c.split("__")[0] for c in case_ids})
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(groups))
-    n_val = int(round(val_fraction * len(groups)))
+    n_val = round(float(val_fraction * len(groups)))
     if len(groups) > 1:
         n_val = min(max(n_val, 1 if val_fraction > 0 else 0), len(groups) - 1)
     val_groups = {groups[i] for i in order[:n_val]}

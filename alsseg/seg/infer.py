@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from alsseg.seg.postprocess import postprocess
 from alsseg.seg.preprocess import Prepared, prepare, restore_logits_slice
 from alsseg.seg.recipe import NetworkConfig, PreprocessConfig
 from alsseg.seg.store import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    import torch
 
 #: axial slices sent through a 2-D network at once (bounds memory on huge volumes).
 SLICE_CHUNK = 8
@@ -94,7 +98,16 @@ def sliding_logits(model, data: np.ndarray, patch_size, device, chunk: int | Non
             x = torch.from_numpy(context_channels(data, zs, context_slices, use_context)).to(device)
             out = sliding_window_inference(x, roi_size=tuple(patch_size), sw_batch_size=16, predictor=model,
                                            overlap=overlap, mode="gaussian", padding_mode="replicate")
-            yield z0, out.float().cpu()
+            yield z0, _tensor(out).float().cpu()
+
+
+def _tensor(out: object) -> torch.Tensor:
+    """MONAI's sliding-window result for a network that returns one tensor (as alsseg's do)."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the network returned {type(out).__name__}, expected one tensor of logits")
+    return out
 
 
 def z_window_starts(n_slices: int, depth: int, overlap: float) -> list[int]:
@@ -102,7 +115,7 @@ def z_window_starts(n_slices: int, depth: int, overlap: float) -> list[int]:
     ``round(D * (1 - overlap))`` (at least 1), the last window flush with the end."""
     if n_slices <= depth:
         return [0]
-    step = max(1, int(round(depth * (1.0 - overlap))))
+    step = max(1, round(float(depth * (1.0 - overlap))))
     return list(range(0, n_slices - depth, step)) + [n_slices - depth]
 
 
@@ -142,9 +155,9 @@ def _sliding_logits_3d(model, data: np.ndarray, patch_size, device, chunk: int, 
             x = torch.from_numpy(np.stack([vol[:, :, s:s + D] for s in group])[:, None]).to(device)
             out = sliding_window_inference(x, roi_size=(H, W, D), sw_batch_size=4, predictor=model,
                                            overlap=overlap, mode="gaussian", padding_mode="replicate")
-            out = out.float().cpu()  # (n, C, X', Y', D)
+            out = _tensor(out).float().cpu()  # (n, C, X', Y', D)
             hi = group[-1] + D
-            if num is None:
+            if num is None or den is None:
                 num = torch.zeros(out.shape[1:4] + (hi - lo,))
                 den = torch.zeros(hi - lo)
             elif hi - lo > den.shape[0]:
@@ -204,7 +217,8 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
     pmax = np.zeros((X, Y, Z), np.float32) if max_probability else None
     k = network.context_slices if network is not None else 0
-    use = uses_context(k, prepared.ras.spacing_mm[2], network.max_context_spacing_mm) if k else False
+    use = bool(k) and network is not None and uses_context(k, prepared.ras.spacing_mm[2],
+                                                           network.max_context_spacing_mm)
     data = np.ascontiguousarray(prepared.data[::-1]) if flip_x else prepared.data
     for z0, logits in sliding_logits(model, data, patch_size, device, context_slices=k, use_context=use):
         if flip_x:
@@ -214,9 +228,9 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
             labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
             if probabilities or max_probability:
                 sm = torch.softmax(full, 0)
-                if probabilities:
+                if probs is not None:
                     probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
-                if max_probability:
+                if pmax is not None:
                     pmax[:, :, z0 + i] = sm.max(0).values.numpy()
     return AgnosticPass(labels, probs, pmax)
 
@@ -228,7 +242,7 @@ class Segmenter:
     Build with :meth:`from_bundle` (a shipped or exported model) or :meth:`from_checkpoint`.
     """
 
-    model: object
+    model: torch.nn.Module
     preprocess: PreprocessConfig
     network: NetworkConfig
     patch_size: tuple[int, ...]
@@ -241,12 +255,12 @@ class Segmenter:
         return self.anatomy.n_muscles + 1
 
     @classmethod
-    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None) -> "Segmenter":
+    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None) -> Segmenter:
         """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``."""
         return load_bundle(name_or_path, device=device)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device=None) -> "Segmenter":
+    def from_checkpoint(cls, checkpoint: str | Path, device=None) -> Segmenter:
         """Load ``RUN/checkpoints/{best,last}.pt`` of a training run."""
         return load_checkpoint_segmenter(checkpoint, device=device)
 
@@ -286,6 +300,7 @@ class Segmenter:
         mirrored = agnostic_pass(*args, flip_x=True)
         lab = postprocess(main.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         lab_m = postprocess(mirrored.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
+        assert main.max_probability is not None  # asked for above
         rows = confidence_rows(lab, main.max_probability, lab_m, self.anatomy)
         ref = select_volume(image, self.preprocess.echo_index)
         out = Image(lab, ras.affine).from_ras(ref)

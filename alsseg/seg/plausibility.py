@@ -62,7 +62,7 @@ CHECKS = ("one_component", "ta_gt_edl", "gm_medial_gl", "per_lateral", "tp_deep"
 
 
 def _disk(radius_vox: float) -> np.ndarray:
-    r = max(1, int(round(radius_vox)))
+    r = max(1, round(float(radius_vox)))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     return xx ** 2 + yy ** 2 <= radius_vox ** 2 + 1e-6
 
@@ -122,8 +122,8 @@ def _leg_envelope(img2d: np.ndarray, leg2d: np.ndarray, spacing_xy) -> np.ndarra
     prof = ndimage.uniform_filter1d(ndimage.map_coordinates(img2d, [pi, pj], order=1), 3, axis=1)
     edge = np.where(inside.all(1), len(r) - 1, np.argmin(inside, axis=1) - 1)  # last sample inside
     depth = np.empty(N_RAYS)
-    skin, search = int(round(SKIN_MM / step)), int(round(FAT_SEARCH_MM / step))
-    peak_win = int(round(FAT_PEAK_MM / step))
+    skin, search = round(float(SKIN_MM / step)), round(float(FAT_SEARCH_MM / step))
+    peak_win = round(float(FAT_PEAK_MM / step))
     for k in range(N_RAYS):
         e = int(edge[k])
         ray = prof[k, :e + 1][::-1]  # from the body edge inwards
@@ -165,7 +165,7 @@ def muscle_envelope(image: Image, midline_x_mm: float) -> np.ndarray:
     data = image.data.astype(np.float32)
     spacing_xy = np.array(image.spacing_mm[:2])
     body = body_mask(data)
-    X, Y, Z = data.shape
+    X, _Y, Z = data.shape
     xs = _world(image.affine, np.stack([np.arange(X), np.zeros(X), np.zeros(X)], 1))[:, 0]
     sides = [xs > midline_x_mm, xs <= midline_x_mm]
     env = np.zeros(data.shape, bool)
@@ -247,9 +247,9 @@ def check_plausibility(image: Image, labels: Image, anatomy: Anatomy | None = No
         n_slices = int(leg.any(axis=(0, 1)).sum())
         # one component per muscle and slice
         split, total = 0, 0
-        for m, lid in ids.items():
+        for lid in ids.values():
             mm = data == lid
-            for z in np.flatnonzero(mm.any(axis=(0, 1))):
+            for z in np.flatnonzero(mm.any(axis=(0, 1))).tolist():
                 comp, n = ndimage.label(mm[:, :, z], np.ones((3, 3), bool))
                 areas = ndimage.sum(np.ones_like(comp), comp, index=np.arange(1, n + 1)) * px_mm2
                 real = (areas >= SPECK_AREA_MM2) & (areas >= SPECK_FRACTION * areas.sum())

@@ -42,7 +42,7 @@ def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side
     proj = mask.any(axis=2)
     if not proj.any():
         return np.full((X, Y), "", dtype="<U1")
-    r = max(1, int(round(5.0 / min(spacing_mm[:2]))))
+    r = max(1, round(float(5.0 / min(spacing_mm[:2]))))
     st = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), r)
     closed = ndimage.binary_closing(np.pad(proj, r + 1), structure=st)[r + 1:-r - 1, r + 1:-r - 1] | proj
     comp, n = ndimage.label(closed)
@@ -57,7 +57,7 @@ def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side
         ci, cj = np.argwhere(comp == lb).mean(axis=0)
         xs.append(float((affine @ np.array([ci, cj, (mask.shape[2] - 1) / 2.0, 1.0]))[0]))
     if len(legs) == 2:
-        sides = ("R", "L") if xs[0] > xs[1] else ("L", "R")
+        sides: tuple[str, ...] = ("R", "L") if xs[0] > xs[1] else ("L", "R")
     else:
         sides = (single_leg_side or ("R" if xs[0] > 0 else "L"),)
     seed = np.zeros((X, Y), np.int32)

@@ -107,7 +107,7 @@ def body_mask(data: np.ndarray) -> np.ndarray:
 
 def foreground_box(mask: np.ndarray, spacing_mm, margin_mm: float) -> tuple[int, int, int, int]:
     """In-plane bounding box ``(x0, x1, y0, y1)`` of a mask over all slices, plus a margin."""
-    proj = mask.any(axis=2)
+    proj = np.asarray(mask.any(axis=2))
     if not proj.any():
         return 0, mask.shape[0], 0, mask.shape[1]
     xs = np.flatnonzero(proj.any(axis=1))
@@ -120,7 +120,8 @@ def foreground_box(mask: np.ndarray, spacing_mm, margin_mm: float) -> tuple[int,
 
 def resampled_shape(shape_xy, spacing_mm, target_mm) -> tuple[int, int]:
     """In-plane shape after resampling the same field of view to ``target_mm``."""
-    return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape_xy, spacing_mm, target_mm))
+    nx, ny = (max(1, round(float(n * s / t))) for n, s, t in zip(shape_xy, spacing_mm, target_mm))
+    return nx, ny
 
 
 def resample_inplane(volume: np.ndarray, size_xy, *, labels: bool = False) -> np.ndarray:
@@ -178,7 +179,8 @@ def prepare(image: Image, config: PreprocessConfig) -> Prepared:
     size = resampled_shape(crop.shape[:2], spacing, config.target_spacing_mm)
     norm = normalise(crop, cmask, config.clip_percentiles)
     res = resample_inplane(norm, size)
-    eff = tuple(float(n * s / m) for n, s, m in zip(crop.shape[:2], spacing, size))
+    eff_x, eff_y = (float(n * s / m) for n, s, m in zip(crop.shape[:2], spacing, size))
+    eff = (eff_x, eff_y)
     return Prepared(res, ras, box, eff)
 
 

@@ -5,6 +5,8 @@ slices, padded along z (image minimum, ignore label) where a volume has fewer.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import json
 from dataclasses import asdict
@@ -42,17 +44,17 @@ def load_prepared(ds: RawDataset, case_ids, cfg: PreprocessConfig, cache_dir: Pa
     from concurrent.futures import ProcessPoolExecutor
     from itertools import repeat
 
-    from tqdm import tqdm
+    from alsseg.progress import progress_bar
 
     case_ids = list(case_ids)
     folder = None if cache_dir is None else Path(cache_dir) / config_key(cfg)
     files = [None if folder is None else folder / f"{cid}.npz" for cid in case_ids]
-    bar = dict(total=len(case_ids), desc="preprocess", unit="case", disable=not progress)
+    bar: dict[str, Any] = {"total": len(case_ids), "desc": "preprocess", "unit": "case", "show": progress}
     todo = sum(f is None or not f.is_file() for f in files)
     if workers <= 1 or todo < MIN_CASES_PER_POOL:
-        return [prepare_case(ds, cid, cfg, f) for cid, f in tqdm(list(zip(case_ids, files)), **bar)]
+        return [prepare_case(ds, cid, cfg, f) for cid, f in progress_bar(list(zip(case_ids, files)), **bar)]
     with ProcessPoolExecutor(min(workers, len(case_ids)), mp_context=mp.get_context("spawn")) as ex:
-        return list(tqdm(ex.map(prepare_case, repeat(ds), case_ids, repeat(cfg), files, chunksize=2), **bar))
+        return list(progress_bar(ex.map(prepare_case, repeat(ds), case_ids, repeat(cfg), files, chunksize=2), **bar))
 
 
 def prepare_case(ds: RawDataset, cid: str, cfg: PreprocessConfig, cache_file: Path | None) -> dict:
@@ -67,7 +69,7 @@ def prepare_case(ds: RawDataset, cid: str, cfg: PreprocessConfig, cache_file: Pa
     prep = prepare(img, cfg)
     lab_ras = img.with_data(lab).to_ras().data
     plab = prepare_labels(lab_ras, prep).astype(np.uint8)
-    item = {"id": cid, "image": prep.data.astype(np.float32), "labels": plab,
+    item: dict[str, Any] = {"id": cid, "image": prep.data.astype(np.float32), "labels": plab,
             "spacing_mm": np.asarray(prep.spacing_mm, np.float32), "slice_mm": float(prep.ras.spacing_mm[2])}
     if cache_file is not None:
         with atomic_path(cache_file, suffix=".npz") as tmp:
@@ -142,7 +144,7 @@ class PatchSampler:
             self.slices.append((annotated, fg))
         if not any(len(a) for a, _ in self.slices):
             raise ValueError("no annotated slice in the training cases")
-        self.minimum = [float(c["image"].min()) for c in cases] if len(self.patch) == 3 else None
+        self.minimum = [float(c["image"].min()) for c in cases] if len(self.patch) == 3 else []
 
     def sample(self, batch_size: int, seed: int, rank: int, iteration: int):
         """``(x, y)`` float32 / int64 numpy arrays.

@@ -68,7 +68,7 @@ def read_metadata(bundle: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({getattr(exc, 'msg', None) or exc.reason})") from None
+        raise InputError(path, f"not valid JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason})") from None
     if not isinstance(meta, dict):
         raise InputError(path, f"must hold a JSON object, not a {type(meta).__name__}")
     return meta

@@ -19,6 +19,8 @@ schedule to end on time (then runs are reproducible only up to where time cut th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import csv
 import json
 import os
@@ -33,6 +35,9 @@ from alsseg.io.atomic import atomic_path, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.seg.dataset import RawDataset
 from alsseg.seg.recipe import Recipe
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _dist_info():
@@ -94,7 +99,7 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _training_device(requested: str | None, local: int, world: int):
+def _training_device(requested: str | None, local: int, world: int) -> torch.device:
     """The device of this process: ``requested`` (``cpu``, ``cuda``), else GPU ``local`` when there
     are GPUs, else the CPU. Raises InputError when torchrun starts more processes per node than
     there are GPUs (two processes on one GPU would deadlock NCCL)."""
@@ -137,7 +142,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     """
     import torch
     import torch.distributed as dist
-    from tqdm import tqdm
+
+    from alsseg.progress import progress_bar
 
     from alsseg.seg.augment import augment_batch, augment_volume_batch
     from alsseg.seg.network import build_network, masked_dice_ce
@@ -145,11 +151,11 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
 
     rank, world, local = _dist_info()
     distributed = world > 1
-    device = _training_device(device, local, world)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    torch_device = _training_device(device, local, world)
+    if torch_device.type == "cuda":
+        torch.cuda.set_device(torch_device)
     if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if torch_device.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, recipe.train.num_threads // world))
 
     out = Path(out)
@@ -185,7 +191,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     spec = {"recipe": recipe.to_dict(), "recipe_file": str(recipe_path) if recipe_path else None,
             "data": str(Path(data).resolve()), "init": init_name, "preprocess": asdict(pre),
             "network": json.loads(json.dumps(asdict(net))), "world_size": world,
-            "trained_on": {"device": str(device), "world_size": world, "torch": torch.__version__}}
+            "trained_on": {"device": str(torch_device), "world_size": world, "torch": torch.__version__}}
     if resume:
         old = json.loads((out / "run.json").read_text())
         if old["recipe"] != spec["recipe"]:
@@ -218,7 +224,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
                            net.max_context_spacing_mm)
 
     torch.manual_seed(cfg.seed)
-    model = build_network(net, n_classes).to(device)
+    model = build_network(net, n_classes).to(torch_device)
     if init_state is not None:
         from alsseg.seg.network import inflate_input_channels
 
@@ -227,6 +233,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         except ValueError as exc:
             raise InputError(init, f"its weights do not fit the recipe's network ({exc})") from None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    best: dict[str, Any]
     it0, elapsed0, best = 0, 0.0, {"mean_dice": -1.0}
     if resume:
         from alsseg.seg.store import safe_load_weights  # noqa: F401  (format check below)
@@ -238,7 +245,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         best = {k: (float(v) if not isinstance(v, (list, dict)) else v) for k, v in ck["best"].items()}
     ddp_model = model
     if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if torch_device.type == "cuda" else None)
 
     writer = None
     log_path = out / "log.csv"
@@ -266,7 +273,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         epoch = (it - 1) // cfg.iterations_per_epoch + 1
         if rank == 0:
             do_val = val_cases and (epoch % cfg.val_every_epochs == 0 or it >= cfg.iterations or final)
-            dice = validate(model, val_cases, cfg.patch_size, device, n_classes, ignore, net) if do_val \
+            dice = validate(model, val_cases, cfg.patch_size, torch_device, n_classes, ignore, net) if do_val \
                 else np.full(n_classes - 1, np.nan)
             mean = float(np.nanmean(dice)) if np.isfinite(dice).any() else float("nan")
             el = elapsed0 + time.time() - t_start
@@ -306,9 +313,9 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     per_rank_batch = max(1, cfg.batch_size // world)
     budget_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
     stop_at = cfg.iterations if max_iterations is None else min(cfg.iterations, it0 + max_iterations)
-    gen = torch.Generator(device=device)
+    gen = torch.Generator(device=torch_device)
     t_start = time.time()
-    bar = tqdm(total=cfg.iterations, initial=it0, desc="train", unit="it", disable=quiet or rank != 0)
+    bar = progress_bar(total=cfg.iterations, initial=it0, desc="train", unit="it", show=not quiet and rank == 0)
     running = []
     it = it0
     lr = cfg.learning_rate
@@ -317,7 +324,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         elapsed = elapsed0 + time.time() - t_start
         if budget_s is not None:
             # all ranks agree on stopping (rank 0's clock decides)
-            flag = torch.tensor([1.0 if elapsed >= budget_s else 0.0], device=device)  # NCCL: on the GPU
+            flag = torch.tensor([1.0 if elapsed >= budget_s else 0.0], device=torch_device)  # NCCL: on the GPU
             if distributed:
                 dist.broadcast(flag, 0)
             if flag.item() > 0:
@@ -330,7 +337,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
             g["lr"] = lr
         xs, ys = sampler.sample(per_rank_batch, cfg.seed, rank, it)
         gen.manual_seed(int(cfg.seed) * 1_000_003 + rank * 7919 + it)
-        x, y = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
+        x, y = torch.from_numpy(xs).to(torch_device), torch.from_numpy(ys).to(torch_device)
         if net.spatial_dims == 3:  # the same in-plane transform in every slice of a patch
             x, y = augment_volume_batch(x, y, recipe.augment, gen, spacing, pad_label)
         else:

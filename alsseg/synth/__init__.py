@@ -52,9 +52,8 @@ from alsseg.synth.render import (
 from alsseg.synth.session import Session, render_session
 
 __all__ = [
-    "CohortConfig", "CohortEffects", "Session", "make_cohort", "make_subject_dataset", "render_session",
-    "write_session",
-    "CONTRASTS", "Grid", "IrProtocol", "LegParams", "MUSCLES", "MeseProtocol", "Subject", "TISSUE_NAMES",
-    "TissueVolume", "add_rician_noise", "anatomical_signal", "evaluate", "ir_signal", "make_subject",
-    "mese_signal", "random_grid", "render_contrast", "render_label_map", "render_tissues", "true_maps",
+    "CONTRASTS", "MUSCLES", "TISSUE_NAMES", "CohortConfig", "CohortEffects", "Grid", "IrProtocol", "LegParams",
+    "MeseProtocol", "Session", "Subject", "TissueVolume", "add_rician_noise", "anatomical_signal", "evaluate",
+    "ir_signal", "make_cohort", "make_subject", "make_subject_dataset", "mese_signal", "random_grid", "render_contrast",
+    "render_label_map", "render_session", "render_tissues", "true_maps", "write_session",
 ]

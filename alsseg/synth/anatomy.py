@@ -200,16 +200,16 @@ SEPTUM_FASCIA_MM_RANGE = (1.0, 2.4)
 B1_MEAN_RANGE = (0.92, 1.08)
 B1_AMPLITUDE_RANGE = (0.03, 0.08)
 DEFAULT_TISSUES = {
-    "air": dict(pd=0.0, t2_ms=30.0, t1_ms=1000.0, ff=0.0),
-    "skin": dict(pd=0.75, t2_ms=35.0, t1_ms=1000.0, ff=0.35),
-    "fat": dict(pd=1.45, t2_ms=40.0, t1_ms=1000.0, ff=0.95, fat_t2_ms=125.0),
-    "fascia": dict(pd=0.4, t2_ms=5.0, t1_ms=800.0, ff=0.0),
-    "cortex": dict(pd=0.06, t2_ms=2.0, t1_ms=500.0, ff=0.0),
-    "marrow": dict(pd=1.1, t2_ms=40.0, t1_ms=900.0, ff=0.9, fat_t2_ms=135.0),
-    "vein": dict(pd=0.9, t2_ms=180.0, t1_ms=1900.0, ff=0.0),
-    "artery": dict(pd=0.08, t2_ms=100.0, t1_ms=1900.0, ff=0.0),
-    "tendon": dict(pd=0.08, t2_ms=6.0, t1_ms=600.0, ff=0.0),
-    "aponeurosis": dict(pd=0.4, t2_ms=8.0, t1_ms=800.0, ff=0.0),
+    "air": {"pd": 0.0, "t2_ms": 30.0, "t1_ms": 1000.0, "ff": 0.0},
+    "skin": {"pd": 0.75, "t2_ms": 35.0, "t1_ms": 1000.0, "ff": 0.35},
+    "fat": {"pd": 1.45, "t2_ms": 40.0, "t1_ms": 1000.0, "ff": 0.95, "fat_t2_ms": 125.0},
+    "fascia": {"pd": 0.4, "t2_ms": 5.0, "t1_ms": 800.0, "ff": 0.0},
+    "cortex": {"pd": 0.06, "t2_ms": 2.0, "t1_ms": 500.0, "ff": 0.0},
+    "marrow": {"pd": 1.1, "t2_ms": 40.0, "t1_ms": 900.0, "ff": 0.9, "fat_t2_ms": 135.0},
+    "vein": {"pd": 0.9, "t2_ms": 180.0, "t1_ms": 1900.0, "ff": 0.0},
+    "artery": {"pd": 0.08, "t2_ms": 100.0, "t1_ms": 1900.0, "ff": 0.0},
+    "tendon": {"pd": 0.08, "t2_ms": 6.0, "t1_ms": 600.0, "ff": 0.0},
+    "aponeurosis": {"pd": 0.4, "t2_ms": 8.0, "t1_ms": 800.0, "ff": 0.0},
 }
 #: thickness (mm) and visibility of the intramuscular aponeuroses, drawn per leg; range of the
 #: deep flexors' size factor; per-leg external rotation (deg, s.d.) and elastic deformation (mm)
@@ -269,9 +269,9 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     # septa apart too (added later: the other draws, and so every seed's anatomy, stay as they were)
     septum_mm = _u(np.random.default_rng([seed, 2]), *SEPTUM_FASCIA_MM_RANGE)
     rng_x = np.random.default_rng([seed, 3])  # aponeuroses and deep flexors (added later), apart too
-    extra = {side: dict(aponeurosis_mm=_u(rng_x, *APONEUROSIS_MM_RANGE),
-                        aponeurosis_strength=_u(rng_x, *APONEUROSIS_STRENGTH_RANGE),
-                        deep_flexor_scale=_u(rng_x, *DEEP_FLEXOR_SCALE_RANGE)) for side in ("R", "L")}
+    extra = {side: {"aponeurosis_mm": _u(rng_x, *APONEUROSIS_MM_RANGE),
+                        "aponeurosis_strength": _u(rng_x, *APONEUROSIS_STRENGTH_RANGE),
+                        "deep_flexor_scale": _u(rng_x, *DEEP_FLEXOR_SCALE_RANGE)} for side in ("R", "L")}
     # fat-infiltration patterns (added later, a stream of their own as well)
     rng_f = np.random.default_rng([seed, 5])
     patterns = {side: draw_fat_patterns(rng_f, {m: dn * ALS_SUSCEPTIBILITY[m] for m in MUSCLES},

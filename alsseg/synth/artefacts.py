@@ -140,7 +140,7 @@ def motion_corrupt(img: np.ndarray, axis: int, rng: np.random.Generator, *, n_po
     if axis not in (0, 1):
         raise ValueError(f"the phase-encoding axis must be 0 or 1, got {axis}")
     img = np.asarray(img, np.float32)
-    X, Y, Z = img.shape
+    X, Y, _Z = img.shape
     n_lines = img.shape[axis]
     n_pos = int(n_positions if n_positions is not None else rng.integers(2, 4))
     # acquisition order of the lines, then the position each line is acquired in
@@ -203,7 +203,7 @@ def degrade_acquisition(img: np.ndarray, labels: np.ndarray, spacing_mm, rng: np
         img = motion_corrupt(img, axis, rng, spacing_mm=spacing_mm)
     if rng.random() < p_low_resolution:
         target = rng.uniform(*LOW_RESOLUTION_MM)
-        size = [max(1, int(round(target / float(spacing_mm[i])))) for i in range(2)] + [1]
+        size = [max(1, round(float(target / float(spacing_mm[i])))) for i in range(2)] + [1]
         if max(size) > 1:
             img = uniform_filter(img, size=size, mode="nearest")
     if rng.random() < p_ghost:

@@ -25,6 +25,8 @@ written last, after the images); a different configuration in an existing folder
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,16 +137,16 @@ def plan_cohort(config: CohortConfig) -> tuple[list[dict], list[PlannedSession]]
             d = {s: float(rng.uniform(0, ef.control_denervation)) for s in ("R", "L")}
             age = int(np.clip(rng.normal(55, 10), 30, 85))
         sex = "M" if rng.random() < 0.6 else "F"
-        people.append(dict(participant_id=pid, group="ALS" if als else "control", age=age, sex=sex,
-                           subject_seed=subject_seed, denervation_r=d["R"], denervation_l=d["L"],
-                           cmap_healthy_mv=float(np.clip(rng.normal(5.5, 0.8), 3.0, 8.5))))
+        people.append({"participant_id": pid, "group": "ALS" if als else "control", "age": age, "sex": sex,
+                           "subject_seed": subject_seed, "denervation_r": d["R"], "denervation_l": d["L"],
+                           "cmap_healthy_mv": float(np.clip(rng.normal(5.5, 0.8), 3.0, 8.5))})
         n_visits = config.visits if als else 1
         dv = dict(d)
         for v in range(n_visits):
             if v > 0:
                 for s in ("R", "L"):
                     dv[s] = float(np.clip(dv[s] + rng.uniform(*ef.progression), 0, 0.98))
-            sessions.append(PlannedSession(pid, f"ses-{v + 1:02d}", people[-1]["group"], subject_seed,
+            sessions.append(PlannedSession(pid, f"ses-{v + 1:02d}", str(people[-1]["group"]), subject_seed,
                                            dict(dv), v, int(rng.integers(0, 2 ** 31 - 1))))
     return people, sessions
 
@@ -215,7 +217,7 @@ def write_session(out: str | Path, participant_id: str, session_id: str, subject
     write_text_atomic(t1w_path.with_name(t1w_path.name.replace(".nii.gz", ".json")), json.dumps(
         {"RepetitionTime": 0.6, "EchoTime": 0.012, "MagneticFieldStrength": mp.field_strength_t,
          "SliceThickness": grid.thickness_mm, "ScanningSequence": "SE"}, indent=2) + "\n")
-    gt = dict(derivative=GT)
+    gt: dict[str, Any] = {"derivative": GT}
     save_nifti(ses.label.astype(np.int16), bids_path(out, participant_id, session_id, "dseg",
                                                       {"desc": "muscles"}, **gt), affine=aff)
     for key in ("t2_water_ms", "fat_fraction", "b1", "m0"):
@@ -265,8 +267,8 @@ def motor_measures(people: list[dict], sessions: list[PlannedSession], muscles, 
             v_ant = float(vol.get((s.participant_id, s.session_id, side), 0.0))
             mvic = (effects.mvic_reference_n * (v_ant / v_ref) ** effects.mvic_volume_exponent
                     * (1 - effects.mvic_weakness * d) * np.exp(e_mvic + rng.normal(0, effects.visit_noise)))
-            rows.append(dict(participant_id=s.participant_id, session_id=s.session_id, side=side,
-                             cmap_mv=round(float(cmap), 3), mvic_n=round(float(mvic), 1), denervation=round(d, 4)))
+            rows.append({"participant_id": s.participant_id, "session_id": s.session_id, "side": side,
+                             "cmap_mv": round(float(cmap), 3), "mvic_n": round(float(mvic), 1), "denervation": round(d, 4)})
     return pd.DataFrame(rows)
 
 
@@ -352,8 +354,8 @@ def make_subject_dataset(out: str | Path, seed: int = 0, disease: str | float = 
     grid = grid or session_grid(config, seed)
     rows = write_session(out, "sub-01", "ses-01", subject, grid, config, rng=np.random.default_rng([seed, 5]))
     den = {s: subject.legs[s].denervation for s in ("R", "L")}
-    people = [dict(participant_id="sub-01", group=subject.group, age=60, sex="M", subject_seed=seed,
-                   denervation_r=den["R"], denervation_l=den["L"], cmap_healthy_mv=5.5)]
+    people = [{"participant_id": "sub-01", "group": subject.group, "age": 60, "sex": "M", "subject_seed": seed,
+                   "denervation_r": den["R"], "denervation_l": den["L"], "cmap_healthy_mv": 5.5}]
     planned = [PlannedSession("sub-01", "ses-01", subject.group, seed, den, 0, seed)]
     muscles = pd.DataFrame(rows)
     motor = motor_measures(people, planned, muscles, ef, seed)
@@ -418,7 +420,7 @@ def session_dates(sessions: list[PlannedSession], config: CohortConfig) -> dict:
         when = base[s.participant_id]
         if s.visit > 0:
             days = s.visit * config.visit_interval_months * 30.4375 + rng.normal(0, 7)
-            when = when + dt.timedelta(days=int(round(days)), minutes=int(rng.integers(-120, 120)))
+            when = when + dt.timedelta(days=round(float(days)), minutes=int(rng.integers(-120, 120)))
         while when.weekday() >= 5:  # no scans at weekends
             when += dt.timedelta(days=1)
         out.setdefault(s.participant_id, {})[s.session_id] = when.strftime("%Y-%m-%dT%H:%M:%S")
@@ -433,8 +435,6 @@ def _write_session_dates(out: Path, dates: dict) -> None:
 
 
 def _progress(it, total, show):
-    if not show:
-        return it
-    from tqdm import tqdm
+    from alsseg.progress import progress_bar
 
-    return tqdm(it, total=total, desc="synthetic sessions", unit="session")
+    return progress_bar(it, total=total, desc="synthetic sessions", unit="session", show=show)

@@ -97,7 +97,7 @@ def evaluate(subject: Subject, points_mm: np.ndarray, *, voxel_mm: float = 1.0) 
     dy = np.zeros(N, np.float32)
     dx[cand] = subject.deform_mm * subject.deform[0](p[cand])
     dy[cand] = subject.deform_mm * subject.deform[1](p[cand])
-    for side, leg in subject.legs.items():
+    for leg in subject.legs.values():
         s_all = (z - subject.z_ankle_mm) / subject.leg_length_mm
         cx = leg.centre_mm[0] + leg.slope[0] * (z - zc)
         cy = leg.centre_mm[1] + leg.slope[1] * (z - zc)

@@ -30,7 +30,7 @@ class SmoothField:
     @classmethod
     def random(cls, rng: np.random.Generator, *, min_wavelength_mm: float = 40.0,
                max_wavelength_mm: float = 200.0, n_waves: int = 12,
-               z_stretch: float = 1.0) -> "SmoothField":
+               z_stretch: float = 1.0) -> SmoothField:
         """Draw a field.
 
         Args:

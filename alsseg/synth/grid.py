@@ -25,7 +25,7 @@ class Grid:
     @classmethod
     def axial(cls, shape, spacing_mm, *, centre_mm=(0.0, 0.0, 0.0), rotation_deg: float = 0.0,
               tilt_deg: tuple[float, float] = (0.0, 0.0), slice_thickness_mm: float | None = None,
-              flip_x: bool = False, flip_y: bool = False) -> "Grid":
+              flip_x: bool = False, flip_y: bool = False) -> Grid:
         """An axial grid centred on ``centre_mm``.
 
         Args:
@@ -57,7 +57,8 @@ class Grid:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         """Voxel spacing along the three axes, mm."""
-        return tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+        sx, sy, sz = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return float(sx), float(sy), float(sz)
 
     @property
     def thickness_mm(self) -> float:
@@ -98,7 +99,7 @@ class Grid:
         return Image(data, self.affine.copy(), None, dict(meta))
 
     @classmethod
-    def like(cls, image, slice_thickness_mm: float | None = None) -> "Grid":
+    def like(cls, image, slice_thickness_mm: float | None = None) -> Grid:
         """The grid of an existing :class:`alsseg.io.Image`."""
         return cls(tuple(image.shape[:3]), np.asarray(image.affine, float).copy(), slice_thickness_mm)
 
@@ -130,14 +131,14 @@ def random_grid(rng: np.random.Generator, *, inplane_mm: tuple[float, float] = (
     d_in = float(rng.uniform(*inplane_mm))
     d_z = float(rng.uniform(*slice_mm))
     thick = d_z * float(rng.choice([1.0, rng.uniform(0.7, 1.0)]))
-    nx = int(round(rng.uniform(*fov_x_mm) / d_in))
-    ny = int(round(rng.uniform(*fov_y_mm) / d_in))
+    nx = round(float(rng.uniform(*fov_x_mm) / d_in))
+    ny = round(float(rng.uniform(*fov_y_mm) / d_in))
     nz = int(rng.integers(n_slices[0], n_slices[1] + 1))
     nz = max(1, min(nz, max_voxels // max(nx * ny, 1)))
     shift = rng.uniform(-1, 1, 3) * np.asarray(max_shift_mm)
     flip = rng.random() < p_flip
     if p_one_leg > 0 and rng.random() < p_one_leg:
-        nx = int(round(rng.uniform(*one_leg_fov_mm) / d_in))
+        nx = round(float(rng.uniform(*one_leg_fov_mm) / d_in))
         nz = max(1, min(nz, max_voxels // max(nx * ny, 1)))
         shift[0] = rng.choice([-1.0, 1.0]) * rng.uniform(60.0, 95.0)
     if p_ends > 0 and rng.random() < p_ends:

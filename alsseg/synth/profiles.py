@@ -74,8 +74,8 @@ def level_geometry(leg, s: float) -> dict:
     th_t, th_f = np.deg2rad(leg.tibia_angle_deg), np.deg2rad(leg.fibula_angle_deg)
     d_t = max(radius(th_t) - rt * 1.2 - 2.0, 0.0)
     d_f = max(radius(th_f) - rf - 24.0 * env, distal_fibula_offset(s, rt, rf))
-    return dict(env=env, lat=radius(0.0), ant=radius(np.pi / 2), post=radius(-np.pi / 2),
-                tib=(d_t * np.cos(th_t), d_t * np.sin(th_t), rt), fib=(d_f * np.cos(th_f), d_f * np.sin(th_f), rf))
+    return {"env": env, "lat": radius(0.0), "ant": radius(np.pi / 2), "post": radius(-np.pi / 2),
+                "tib": (d_t * np.cos(th_t), d_t * np.sin(th_t), rt), "fib": (d_f * np.cos(th_f), d_f * np.sin(th_f), rf)}
 
 
 #: compartment boundaries, degrees (leg frame: 0 = lateral, 90 = anterior): the lateral

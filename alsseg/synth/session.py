@@ -62,7 +62,7 @@ class Session:
         for lab in anatomy.labels:
             m = self.label == lab.id
             n = int(m.sum())
-            row = dict(label=lab.id, side=lab.side, muscle=lab.abbrev, volume_ml=n * vv)
+            row = {"label": lab.id, "side": lab.side, "muscle": lab.abbrev, "volume_ml": n * vv}
             if n == 0:
                 row.update(t2_water_ms=float("nan"), fat_fraction=float("nan"), t1_ms=float("nan"), t1_water_ms=float("nan"),
                            t2_water_voxel_ms=float("nan"), fat_fraction_voxel=float("nan"))
