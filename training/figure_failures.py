@@ -9,7 +9,10 @@ current model's failures whatever they are:
   labels, and the mid-calf slice where soleus takes the largest share of the leg's labels;
 * the real MESE echo 1: the slice and leg where TA is smallest against EDL.
 
-    python training/figure_failures.py --model lowerleg-unet --out models/lowerleg-unet/docs/failure_modes.png
+    python training/figure_failures.py --model lowerleg-unet --out models/lowerleg-unet/docs/failure_modes.png \
+        --slices-out models/lowerleg-unet/docs/real_slices_manual_vs_model.png
+
+``--slices-out`` also draws each outlined real slice whole: manual outlines beside the model's.
 """
 
 from __future__ import annotations
@@ -77,11 +80,38 @@ def _mese_panel(seg, image, anatomy) -> tuple:
     return (f"MESE slice {z}, {side} leg: TA/EDL area {ratio:.2f}", img.data[crop + (z,)], lab.data[crop + (z,)])
 
 
+def _slices_figure(seg, data: Path, out: Path) -> None:
+    """Every outlined real slice whole: manual outlines | the model's (TP is not outlined)."""
+    import matplotlib.pyplot as plt
+
+    from alsseg.io.atomic import atomic_path
+    from alsseg.io.nifti import load_nifti
+    from alsseg.seg.realdata import REAL_SLICES
+
+    fig, axes = plt.subplots(len(REAL_SLICES), 2, figsize=(10.0, 3.2 * len(REAL_SLICES)), squeeze=False)
+    for row, name in zip(axes, REAL_SLICES):
+        image = load_nifti(data / "real-calf-slices" / f"{name}.nii.gz", ndim=3)
+        truth = load_nifti(data / "real-calf-slices" / f"{name}_dseg.nii.gz", ndim=3, dtype=None).to_ras()
+        img = image.to_ras().data[:, :, 0]
+        manual = np.where(truth.data == 255, 0, truth.data).astype(np.int64)[:, :, 0]
+        vmax = float(np.percentile(img, 99.5)) or 1.0
+        _show(row[0], img, manual, seg.anatomy, f"{name}: manual outlines", vmax)
+        _show(row[1], img, seg.predict(image).to_ras().data[:, :, 0], seg.anatomy,
+              f"{name}: {seg.metadata.get('name', 'model')} {seg.metadata.get('version', '')}", vmax)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=70)
+    out.chmod(0o644)
+    plt.close(fig)
+    print(f"wrote {out}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lowerleg-unet", help="bundle name or path")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="the shared real data folder")
     ap.add_argument("--out", required=True, help="PNG to write")
+    ap.add_argument("--slices-out", help="also a PNG of every outlined real slice, manual beside model")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -128,6 +158,8 @@ def main(argv=None) -> int:
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=75)
     out.chmod(0o644)
+    if args.slices_out:
+        _slices_figure(seg, data, Path(args.slices_out))
     for r in worst:
         print(f"worst real-slice case: {r['case']} {r['muscle']}_{r['side']} Dice {r['dice']:.3f}")
     print(f"wrote {out}")
