@@ -21,7 +21,7 @@ from alsseg.synth.anatomy import (
     VEIN, Subject,
 )
 from alsseg.synth.fat_patterns import PATCHY, apply_fat_pattern
-from alsseg.synth.fields import smoothstep_inside, thin_sheet_fraction
+from alsseg.synth.fields import paint_over, smoothstep_inside, thin_sheet_fraction
 from alsseg.synth.profiles import (
     ENVELOPE, PER_ANTERIOR_SEPTUM_DEG, PER_POSTERIOR_SEPTUM_DEG, POSTERIOR, PRESENCE, PRESENCE_OTHER, TA_EDL_SPLIT_DEG,
     TIBIA_SCALE, distal_fibula_offset, fascia_radius, profile_at,
@@ -150,14 +150,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     frac[:, AIR] = 1.0
 
     def paint(tissue, alpha):
-        alpha = np.broadcast_to(np.asarray(alpha, np.float32), (n,))
-        idx = np.flatnonzero(alpha > 0)
-        if idx.size == 0:
-            return
-        al = alpha[idx]
-        sub = frac[idx] * (1.0 - al)[:, None]
-        sub[:, tissue] += al
-        frac[idx] = sub
+        paint_over(frac, tissue, alpha)
 
     muscles = MUSCLES
     atrophy = leg.atrophy

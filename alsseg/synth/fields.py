@@ -81,3 +81,17 @@ def thin_sheet_fraction(distance_mm: np.ndarray, thickness_mm: float, width_mm: 
     lo = np.maximum(-t / 2, distance_mm - h / 2)
     hi = np.minimum(t / 2, distance_mm + h / 2)
     return np.clip((hi - lo) / h, 0.0, 1.0).astype(np.float32)
+
+
+def paint_over(frac: np.ndarray, tissue: int, alpha) -> None:
+    """Paint ``tissue`` over the partial-volume fractions ``frac`` ``(N, T)`` in place: with opacity
+    ``alpha`` (scalar or ``(N,)``, in [0, 1]) what was there is scaled by ``1 - alpha`` and
+    ``tissue`` gains ``alpha``, so each row still sums to 1."""
+    alpha = np.broadcast_to(np.asarray(alpha, np.float32), (frac.shape[0],))
+    idx = np.flatnonzero(alpha > 0)
+    if idx.size == 0:
+        return
+    al = alpha[idx]
+    sub = frac[idx] * (1.0 - al)[:, None]
+    sub[:, tissue] += al
+    frac[idx] = sub

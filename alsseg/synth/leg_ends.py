@@ -30,7 +30,7 @@ import numpy as np
 from alsseg.synth.anatomy import (
     AIR, ARTERY, CORTEX, FAT, MARROW, MUSCLE, N_TISSUES, SKIN, TENDON, VEIN,
 )
-from alsseg.synth.fields import smoothstep_inside
+from alsseg.synth.fields import paint_over, smoothstep_inside
 from alsseg.synth.profiles import level_geometry
 
 #: ``s`` limits of the body: below ``ANKLE_S_MIN`` (past the sole) and above ``KNEE_S_MAX`` the
@@ -117,15 +117,8 @@ def evaluate_leg_end(subject, leg, anatomy, p, l, a, s, h):
     label = np.zeros(n, np.int16)
     m_idx = np.zeros(n, np.int8)  # 6 GM, 7 GL, 8 unlabelled muscle, 0 none
 
-    def paint(tissue, alpha, where=None):
-        alpha = np.broadcast_to(np.asarray(alpha, np.float32), (n,))
-        idx = np.flatnonzero(alpha > 0)
-        if idx.size == 0:
-            return
-        al = alpha[idx]
-        sub = frac[idx] * (1.0 - al)[:, None]
-        sub[:, tissue] += al
-        frac[idx] = sub
+    def paint(tissue, alpha):
+        paint_over(frac, tissue, alpha)
 
     k = np.float32(leg.tibia_mm / 14.0)
     ankle = bool(s[0] < 0)
