@@ -22,14 +22,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _rgb(labels: np.ndarray, anatomy) -> np.ndarray:
-    lut = np.zeros((256, 4))
-    for lb in anatomy.labels:
-        lut[lb.id, :3] = np.array(lb.muscle.colour) / 255.0
-        lut[lb.id, 3] = 0.45
-    return lut[labels]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lowerleg-unet")
@@ -47,6 +39,7 @@ def main(argv=None) -> int:
     from alsseg.io.atomic import atomic_path
     from alsseg.io.series import load_mese
     from alsseg.seg.infer import Segmenter
+    from alsseg.seg.overlay import label_rgba
 
     seg = Segmenter.from_bundle(args.model)
     mese = load_mese(args.scan)
@@ -64,7 +57,7 @@ def main(argv=None) -> int:
             continue
         sl = img.data[:, :, z].T[::-1]
         ax.imshow(sl, cmap="gray", vmax=np.percentile(img.data, 99.5))
-        ax.imshow(_rgb(lab[:, :, z].T[::-1], seg.anatomy))
+        ax.imshow(label_rgba(lab[:, :, z].T[::-1], seg.anatomy))
         ax.set_title(f"slice {z + 1}", fontsize=9)
     found = sorted(set(np.unique(lab).tolist()) - {0})
     names = ", ".join(seg.anatomy.label_by_id(i).name for i in found)
