@@ -114,3 +114,14 @@ def test_demo_cli(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert seen["jobs"] == 2 and seen["use_truth_labels"] and seen["n_als"] == 11
     assert "0.35 ms" in text and "-0.85" in text and "report.html" in text
+
+
+@pytest.mark.parametrize("verb", ["stats", "report"])
+def test_output_folder_without_a_recorded_source_needs_bids(verb, tmp_path, capsys):
+    """A folder that no ``cohort`` wrote (no recorded source dataset) and no ``--bids``: one line
+    naming the folder, exit 2, nothing written."""
+    out = tmp_path / "derivatives"
+    out.mkdir()
+    line = _one_line_error(capsys, 2, main([verb, str(out), "-q"]))
+    assert str(out) in line and "no source dataset recorded" in line
+    assert list(out.iterdir()) == []
