@@ -76,9 +76,9 @@ def shipped_model_available(model: str) -> bool:
     p = Path(model)
     if p.is_dir():
         return (p / "configs" / "metadata.json").is_file()
-    from alsseg.bundles import SHIPPED_DIR
+    from alsseg.seg.store import MODELS_DIR
 
-    models = SHIPPED_DIR / model
+    models = MODELS_DIR / model
     return (models / "configs" / "metadata.json").is_file()
 
 

@@ -21,8 +21,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from alsseg.bundles import SHIPPED_DIR
 from alsseg.io.errors import InputError
+
+try:
+    from alsseg.bundles import SHIPPED_DIR
+except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed: the bundles are in its models/
+    SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
 
 #: where shipped bundles live: the repository's ``models/`` folder, installed as ``alsseg.bundles``.
 MODELS_DIR = SHIPPED_DIR

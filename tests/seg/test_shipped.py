@@ -70,3 +70,24 @@ def test_real_scan(segmenter, shared_mese):
     assert world_x[lab < 10].mean() > world_x[lab > 10].mean()
     frac = (out.data > 0).mean()
     assert 0.02 < frac < 0.6
+
+
+def test_shipped_bundles_found_from_a_source_checkout():
+    """Run from the source tree on PYTHONPATH (not installed, as on a lent GPU machine), where no
+    ``alsseg.bundles`` package exists: the bundles are still found in the checkout's models/."""
+    import site
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path += sys.argv[2:]; "
+            "from alsseg.seg.store import MODELS_DIR; import alsseg.pipeline.session as s; "
+            "print(MODELS_DIR); print(s.shipped_model_available('lowerleg-unet')); "
+            "print('alsseg.bundles' in sys.modules)")
+    # -S and site-packages added as plain paths: no .pth file runs, so an editable install's finder
+    # cannot map alsseg.bundles, and the checkout's alsseg shadows an installed one
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(root), *site.getsitepackages()],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert Path(lines[0]) == root / "models" and lines[1:] == ["True", "False"]
