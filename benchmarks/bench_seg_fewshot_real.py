@@ -43,6 +43,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", help="work folder (default: a temporary one)")
+    ap.add_argument("--members", choices=("first", "all"), default="first",
+                    help="fine-tune the ensemble's first member only (one network), or every member in its "
+                         "own run (alsseg train --init-member K) and score them joined again as an ensemble")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not data.is_dir():
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     from alsseg.io.nifti import load_nifti
     from alsseg.seg.dataset import mark_unoutlined_inside_legs, write_dataset
     from alsseg.seg.evaluate import pool_dice, slice_dice_rows
+    from alsseg.seg.bundle import export_bundle
     from alsseg.seg.infer import Segmenter, load_checkpoint_segmenter
     from alsseg.seg.store import read_metadata, resolve_bundle
 
@@ -75,6 +79,7 @@ def main(argv=None) -> int:
     images = {c: load_nifti(data / f"{c}.nii.gz") for c in SLICES}
     truths = {c: np.rint(load_nifti(data / f"{c}_dseg.nii.gz").data).astype(np.int16) for c in SLICES}
     base = Segmenter.from_bundle(bundle)
+    n_members = len(getattr(base.model, "members", None) or [base.model]) if args.members == "all" else 1
     before, after, minutes = [], [], {}
     for held in SLICES:
         train_ids = [c for c in SLICES if c != held]
@@ -82,22 +87,30 @@ def main(argv=None) -> int:
         if not (ds / "dataset.json").exists():
             write_dataset(ds, [Case(f"{c}__real", images[c], mark_unoutlined_inside_legs(truths[c]), str(data / c))
                                for c in train_ids], val_fraction=0.0)
-        run = work / f"run_{held}"
+        runs = [work / f"run_{held}"] + [work / f"run_{held}_m{k}" for k in range(1, n_members)]
         t0 = time.time()
-        if not (run / "checkpoints" / "last.pt").exists():
-            cmd = [sys.executable, "-m", "alsseg", "train", "--recipe", str(recipe_path), "--data", str(ds),
-                   "--out", str(run), "--init", str(bundle), "--device", "cpu", "--quiet"]
-            subprocess.run(cmd, check=True)
+        for k, run in enumerate(runs):
+            if not (run / "checkpoints" / "last.pt").exists():
+                cmd = [sys.executable, "-m", "alsseg", "train", "--recipe", str(recipe_path), "--data", str(ds),
+                       "--out", str(run), "--init", str(bundle), "--init-member", str(k), "--device", "cpu",
+                       "--quiet"]
+                subprocess.run(cmd, check=True)
         minutes[held] = (time.time() - t0) / 60
-        tuned = load_checkpoint_segmenter(run / "checkpoints" / "last.pt")
+        if len(runs) == 1:
+            tuned = load_checkpoint_segmenter(runs[0] / "checkpoints" / "last.pt")
+        else:  # the fine-tuned members joined again, as alsseg export --add-member does
+            joined = export_bundle(runs[0], work / f"bundle_{held}", name="fewshot", checkpoint="last",
+                                   extra_members=[r / "checkpoints" / "last.pt" for r in runs[1:]])
+            tuned = Segmenter.from_bundle(joined)
         gt = load_nifti(data / f"{held}_dseg.nii.gz")
         before += slice_dice_rows(base.predict(images[held]), gt, case=held, unscored=("TP",))
         after += slice_dice_rows(tuned.predict(images[held]), gt, case=held, unscored=("TP",))
 
     print(machine())
     print(f"few-shot leave-one-out on real-calf-slices, from {args.model}: {args.iterations} iterations or "
-          f"{args.minutes} min per fold, lr {args.lr}, trained on the two other slices")
-    print("\n| held-out slice | wall min (2 threads) | mean Dice before | after |")
+          f"{args.minutes} min per fold and member, lr {args.lr}, trained on the two other slices; "
+          f"{'every member fine-tuned, joined again' if n_members > 1 else 'the first member fine-tuned'}")
+    print(f"\n| held-out slice | wall min ({args.threads} threads, all members) | mean Dice before | after |")
     print("|---|---|---|---|")
     for held in SLICES:
         b = np.nanmean([r["dice"] for r in before if r["case"] == held])

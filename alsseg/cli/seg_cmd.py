@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "preprocessing are kept, except that the recipe may add network.context_slices "
                         "(a 2-D bundle becomes 2.5-D, its first layer inflated) and, with "
                         "train.init_preprocess: recipe, bring its own preprocessing (e.g. a finer spacing)")
+    t.add_argument("--init-member", type=int, default=0, metavar="K",
+                   help="with an ensemble --init bundle: start from its member K (0: the first, models/model.pt); "
+                        "fine-tune each member in its own run and join them with alsseg export --add-member")
     t.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     t.add_argument("--device", choices=["cpu", "cuda"],
                    help="default: the GPU when there is one (under torchrun, GPU LOCAL_RANK), else the CPU")
@@ -125,12 +128,15 @@ def run_dataset(args) -> int:
 
 
 def run_train(args) -> int:
+    from alsseg.io.errors import InputError
     from alsseg.seg.recipe import load_recipe
     from alsseg.seg.train import train
 
     recipe = load_recipe(args.recipe)
+    if args.init_member and not args.init:
+        raise InputError(args.recipe, "--init-member needs --init (the bundle whose member starts the run)")
     best = train(recipe, args.data, args.out, init=args.init, resume=args.resume, quiet=args.quiet,
-                 recipe_path=args.recipe, device=args.device)
+                 recipe_path=args.recipe, device=args.device, init_member=args.init_member)
     if not args.quiet:
         print(f"best mean validation Dice {best.get('mean_dice', float('nan')):.4f} "
               f"(iteration {best.get('iteration', '-')}); run in {args.out}")

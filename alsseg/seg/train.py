@@ -121,7 +121,7 @@ def _training_device(requested: str | None, local: int, world: int) -> torch.dev
 
 def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path | None = None,
           resume: bool = False, quiet: bool = False, recipe_path: str | Path | None = None,
-          max_iterations: int | None = None, device: str | None = None) -> dict:
+          max_iterations: int | None = None, device: str | None = None, init_member: int = 0) -> dict:
     """Train a model from a recipe on an nnU-Net raw dataset; returns the best validation metrics.
 
     Parameters
@@ -134,6 +134,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     resume : continue from ``out/checkpoints/last.pt``.
     max_iterations : stop after this many iterations in this call (for tests of interruption).
     device : ``"cpu"`` or ``"cuda"`` (one GPU per torchrun process); default: GPU when there is one.
+    init_member : which network of an ensemble ``init`` bundle starts the run (0: its first,
+        ``models/model.pt``); fine-tune each member in its own run to keep an ensemble.
 
     Raises
     ------
@@ -183,13 +185,17 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         if recipe.network.context_slices > net.context_slices:
             net = replace(net, context_slices=recipe.network.context_slices,
                           max_context_spacing_mm=recipe.network.max_context_spacing_mm)
-        members = getattr(seg.model, "members", None)  # an ensemble bundle: start from its first member
-        base = members[0] if members is not None else seg.model
+        members = list(getattr(seg.model, "members", None) or [seg.model])  # an ensemble: one of its members
+        if not 0 <= init_member < len(members):
+            raise InputError(init, f"has {len(members)} member(s); member {init_member} does not exist "
+                                   f"(--init-member counts from 0)")
+        base = members[init_member]
         init_state = {k: v.clone() for k, v in base.state_dict().items()}
         init_name = seg.metadata.get("path", str(init))
         recipe = replace(recipe, preprocess=pre, network=net)
     spec = {"recipe": recipe.to_dict(), "recipe_file": str(recipe_path) if recipe_path else None,
-            "data": str(Path(data).resolve()), "init": init_name, "preprocess": asdict(pre),
+            "data": str(Path(data).resolve()), "init": init_name, "init_member": init_member if init else None,
+            "preprocess": asdict(pre),
             "network": json.loads(json.dumps(asdict(net))), "world_size": world,
             "trained_on": {"device": str(torch_device), "world_size": world, "torch": torch.__version__}}
     if resume:

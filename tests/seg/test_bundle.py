@@ -110,3 +110,38 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path, tiny_run):
     (ens / "models" / "member_1.pt").write_bytes((ens / "models" / "member_1.pt").read_bytes()[:-8] + b"tampered")
     with pytest.raises(InputError, match="sha256"):
         Segmenter.from_bundle(ens)
+
+
+def test_fine_tuning_starts_from_the_chosen_ensemble_member(tmp_path, tiny_run, capsys):
+    """``alsseg train --init ENSEMBLE --init-member K`` starts from member K (a run with a learning
+    rate of ~0 ends on exactly its weights); a member that does not exist, or --init-member
+    without --init, is one line and exit 2."""
+    import torch
+    import yaml
+
+    from alsseg.cli import main
+    from alsseg.seg.bundle import export_bundle
+    from alsseg.seg.store import safe_load_weights
+
+    run, ds = tiny_run
+    first = safe_load_weights(run / "checkpoints" / "best.pt")
+    other = {k: (v + 0.5 if v.is_floating_point() else v) for k, v in first.items()}
+    torch.save(other, tmp_path / "other.pt")
+    ens = export_bundle(run, tmp_path / "ens", name="tiny", extra_members=[tmp_path / "other.pt"])
+    recipe = yaml.safe_load((run / "run.json").read_text())["recipe"]
+    recipe["train"] = {**recipe["train"], "learning_rate": 1e-12, "iterations": 4, "weight_decay": 0.0}
+    rfile = tmp_path / "r.yaml"
+    rfile.write_text(yaml.safe_dump(recipe))
+    base = ["train", "--recipe", str(rfile), "--data", str(ds), "--init", str(ens), "-q", "--device", "cpu"]
+    for k, want in ((0, first), (1, other)):
+        assert main(base + ["--out", str(tmp_path / f"run{k}"), "--init-member", str(k)]) == 0
+        got = safe_load_weights(tmp_path / f"run{k}" / "checkpoints" / "last.pt")
+        assert all(torch.allclose(got[n], want[n], atol=1e-6) for n in want if want[n].is_floating_point())
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "run2"), "--init-member", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has 2 member(s); member 2 does not exist" in err[0]
+    assert not (tmp_path / "run2").exists()
+    assert main(["train", "--recipe", str(rfile), "--data", str(ds), "--out", str(tmp_path / "run3"),
+                 "--init-member", "1", "-q"]) == 2
+    assert "--init-member needs --init" in capsys.readouterr().err
