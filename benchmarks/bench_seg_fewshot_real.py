@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     print(f"few-shot leave-one-out on real-calf-slices, from {args.model}: {args.iterations} iterations or "
           f"{args.minutes} min per fold and member, lr {args.lr}, trained on the two other slices; "
           f"{'every member fine-tuned, joined again' if n_members > 1 else 'the first member fine-tuned'}")
-    print(f"\n| held-out slice | wall min ({args.threads} threads, all members) | mean Dice before | after |")
+    print(f"\n| held-out slice | wall min per fold ({args.threads} threads) | mean Dice before | after |")
     print("|---|---|---|---|")
     for held in SLICES:
         b = np.nanmean([r["dice"] for r in before if r["case"] == held])
