@@ -35,6 +35,12 @@ def _leg_crop(lab2d: np.ndarray, side: str, anatomy, margin: int = 12) -> tuple[
     return slice(max(0, lo[0]), hi[0] + 1), slice(max(0, lo[1]), hi[1] + 1)
 
 
+def _manual(truth) -> np.ndarray:
+    """Manual outlines on the RAS grid as int64 labels, the ignore id (255) shown as background."""
+    t = truth.to_ras().data
+    return np.where(t == 255, 0, t).astype(np.int64)
+
+
 def _show(ax, img2d: np.ndarray, lab2d: np.ndarray | None, anatomy, title: str, vmax: float) -> None:
     from alsseg.seg.overlay import label_rgba
 
@@ -80,23 +86,20 @@ def _mese_panel(seg, image, anatomy) -> tuple:
     return (f"MESE slice {z}, {side} leg: TA/EDL area {ratio:.2f}", img.data[crop + (z,)], lab.data[crop + (z,)])
 
 
-def _slices_figure(seg, data: Path, out: Path) -> None:
-    """Every outlined real slice whole: manual outlines | the model's (TP is not outlined)."""
+def _slices_figure(seg, predicted: dict, out: Path) -> None:
+    """Every outlined real slice whole: manual outlines | the model's (TP is not outlined);
+    ``predicted``: :func:`alsseg.seg.realdata.predict_real_slices` of ``seg``."""
     import matplotlib.pyplot as plt
 
     from alsseg.io.atomic import atomic_path
-    from alsseg.io.nifti import load_nifti
-    from alsseg.seg.realdata import REAL_SLICES
 
-    fig, axes = plt.subplots(len(REAL_SLICES), 2, figsize=(10.0, 3.2 * len(REAL_SLICES)), squeeze=False)
-    for row, name in zip(axes, REAL_SLICES):
-        image = load_nifti(data / "real-calf-slices" / f"{name}.nii.gz", ndim=3)
-        truth = load_nifti(data / "real-calf-slices" / f"{name}_dseg.nii.gz", ndim=3, dtype=None).to_ras()
+    fig, axes = plt.subplots(len(predicted), 2, figsize=(10.0, 3.2 * len(predicted)), squeeze=False)
+    for row, (name, (image, truth, pred)) in zip(axes, predicted.items()):
         img = image.to_ras().data[:, :, 0]
-        manual = np.where(truth.data == 255, 0, truth.data).astype(np.int64)[:, :, 0]
+        manual = _manual(truth)[:, :, 0]
         vmax = float(np.percentile(img, 99.5)) or 1.0
         _show(row[0], img, manual, seg.anatomy, f"{name}: manual outlines", vmax)
-        _show(row[1], img, seg.predict(image).to_ras().data[:, :, 0], seg.anatomy,
+        _show(row[1], img, pred.to_ras().data[:, :, 0], seg.anatomy,
               f"{name}: {seg.metadata.get('name', 'model')} {seg.metadata.get('version', '')}", vmax)
     fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
@@ -120,25 +123,25 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     from alsseg.io.atomic import atomic_path
-    from alsseg.io.nifti import load_nifti
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.realdata import (
         UNSCORED_ON_SLICES,
         load_real_volume,
+        predict_real_slices,
         score_real_slices,
     )
 
     seg = Segmenter.from_bundle(args.model)
     anatomy, data = seg.anatomy, Path(args.data)
-    rows = [r for r in score_real_slices(seg, data / "real-calf-slices") if r["muscle"] not in UNSCORED_ON_SLICES]
+    predicted = predict_real_slices(seg, data / "real-calf-slices")  # each slice predicted once, used thrice
+    rows = [r for r in score_real_slices(seg, data / "real-calf-slices", predicted)
+            if r["muscle"] not in UNSCORED_ON_SLICES]
     worst = sorted((r for r in rows if np.isfinite(r["dice"])), key=lambda r: r["dice"])[:3]
     panels = []
     for r in worst:
-        image = load_nifti(data / "real-calf-slices" / f"{r['case']}.nii.gz", ndim=3)
-        truth = load_nifti(data / "real-calf-slices" / f"{r['case']}_dseg.nii.gz", ndim=3, dtype=None).to_ras()
-        pred = seg.predict(image).to_ras()
-        img = image.to_ras()
-        t = np.where(truth.data == 255, 0, truth.data).astype(np.int64)
+        image, truth, pred = predicted[r["case"]]
+        img, pred = image.to_ras(), pred.to_ras()
+        t = _manual(truth)
         crop = _leg_crop(t[:, :, 0], r["side"], anatomy) + (0,)
         name = f"{r['case']} {r['muscle']}_{r['side']}"
         panels.append([(f"{name}: manual", img.data[crop], t[crop]),
@@ -159,7 +162,7 @@ def main(argv=None) -> int:
         fig.savefig(tmp, dpi=75)
     out.chmod(0o644)
     if args.slices_out:
-        _slices_figure(seg, data, Path(args.slices_out))
+        _slices_figure(seg, predicted, Path(args.slices_out))
     for r in worst:
         print(f"worst real-slice case: {r['case']} {r['muscle']}_{r['side']} Dice {r['dice']:.3f}")
     print(f"wrote {out}")

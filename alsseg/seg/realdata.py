@@ -29,15 +29,26 @@ REAL_VOLUMES = {
 }
 
 
-def score_real_slices(segmenter, folder: str | Path) -> list[dict]:
-    """Dice rows (see :func:`~alsseg.seg.evaluate.slice_dice_rows`) of ``segmenter.predict`` on
-    each outlined slice in ``folder``; TP unscored, 255 ignored; ``case`` is the slice's name."""
+def predict_real_slices(segmenter, folder: str | Path) -> dict[str, tuple[Image, Image, Image]]:
+    """``{name: (image, manual outlines, segmenter.predict(image))}`` for each outlined slice in
+    ``folder`` (in :data:`REAL_SLICES` order), each image on its stored grid."""
     folder = Path(folder)
-    rows = []
+    out = {}
     for name in REAL_SLICES:
         image = load_nifti(folder / f"{name}.nii.gz", ndim=3)
         truth = load_nifti(folder / f"{name}_dseg.nii.gz", ndim=3, dtype=None)
-        pred = segmenter.predict(image)
+        out[name] = (image, truth, segmenter.predict(image))
+    return out
+
+
+def score_real_slices(segmenter, folder: str | Path,
+                      predicted: dict[str, tuple[Image, Image, Image]] | None = None) -> list[dict]:
+    """Dice rows (see :func:`~alsseg.seg.evaluate.slice_dice_rows`) of ``segmenter.predict`` on
+    each outlined slice in ``folder``; TP unscored, 255 ignored; ``case`` is the slice's name.
+    ``predicted``: :func:`predict_real_slices`'s result, when the caller already has it."""
+    predicted = predicted if predicted is not None else predict_real_slices(segmenter, folder)
+    rows = []
+    for name, (_, truth, pred) in predicted.items():
         rows += slice_dice_rows(pred, truth, segmenter.anatomy, case=name, unscored=UNSCORED_ON_SLICES,
                                 ignore_id=IGNORE_ID)
     return rows
