@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     images = {c: load_nifti(data / f"{c}.nii.gz") for c in SLICES}
     truths = {c: np.rint(load_nifti(data / f"{c}_dseg.nii.gz").data).astype(np.int16) for c in SLICES}
     base = Segmenter.from_bundle(bundle)
-    n_members = len(getattr(base.model, "members", None) or [base.model]) if args.members == "all" else 1
+    n_members = len(base.networks) if args.members == "all" else 1
     before, after, minutes = [], [], {}
     for held in SLICES:
         train_ids = [c for c in SLICES if c != held]

@@ -254,6 +254,11 @@ class Segmenter:
     def n_classes(self) -> int:
         return self.anatomy.n_muscles + 1
 
+    @property
+    def networks(self) -> list:
+        """The networks behind :attr:`model`: an ensemble's members in bundle order, else ``[model]``."""
+        return list(getattr(self.model, "members", None) or [self.model])
+
     @classmethod
     def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None) -> Segmenter:
         """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``."""

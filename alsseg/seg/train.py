@@ -185,7 +185,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         if recipe.network.context_slices > net.context_slices:
             net = replace(net, context_slices=recipe.network.context_slices,
                           max_context_spacing_mm=recipe.network.max_context_spacing_mm)
-        members = list(getattr(seg.model, "members", None) or [seg.model])  # an ensemble: one of its members
+        members = seg.networks  # an ensemble: start from one of its members
         if not 0 <= init_member < len(members):
             raise InputError(init, f"has {len(members)} member(s); member {init_member} does not exist "
                                    f"(--init-member counts from 0)")

@@ -102,6 +102,7 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path, tiny_run):
     assert set(meta["sha256"]) == set(meta["alsseg"]["members"])
     a, b = Segmenter.from_bundle(single), Segmenter.from_bundle(ens)
     assert type(b.model).__name__ == "MeanProbabilityEnsemble"
+    assert a.networks == [a.model] and len(b.networks) == 2
     from alsseg.synth import Grid, make_subject, render_contrast
 
     img = render_contrast(make_subject(2), Grid.axial((96, 64, 2), (3.0, 3.0, 10.0)), "t1w")
