@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.overlay import overlay_png
     from alsseg.seg.plausibility import CHECKS
-    from alsseg.seg.realdata import (REAL_SLICES, REAL_VOLUMES, load_real_volume, score_real_slices,
-                                     slice_summary, volume_plausibility)
+    from alsseg.seg.realdata import (REAL_SLICES, REAL_VOLUMES, load_real_volume, paired_difference,
+                                     score_real_slices, slice_summary, volume_plausibility)
 
     torch.set_num_threads(args.threads)
     data, out = Path(args.data), Path(args.out)
@@ -79,6 +79,16 @@ def main(argv=None) -> int:
     print("| min muscle | " + " | ".join(f"{summary[m]['min']:.3f}" for m in models) + " |")
     print("| worst case | " + " | ".join(
         "{muscle}_{side} {case} {dice:.3f}".format(**summary[m]["worst_case"]) for m in models) + " |")
+    if len(models) > 1:
+        print()
+        print(f"## paired against {models[0]} (per-case Dice, model minus {models[0]}; 95 % bootstrap interval)")
+        print("| model | n | mean difference | 95 % interval | better / worse by > 0.005 |")
+        print("|---|---|---|---|---|")
+        first = [r for r in slice_rows if r["model"] == models[0]]
+        for m in models[1:]:
+            p = paired_difference(first, [r for r in slice_rows if r["model"] == m])
+            print(f"| {m} | {p['n']} | {p['mean']:+.4f} | {p['lo']:+.4f} to {p['hi']:+.4f} | "
+                  f"{p['better']} / {p['worse']} |")
     print()
     print("## per case (muscle_side: Dice per slice)")
     print("| muscle | " + " | ".join(f"{m} {c}" for m in models for c in REAL_SLICES) + " |")

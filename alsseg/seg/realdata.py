@@ -65,6 +65,28 @@ def slice_summary(rows: list[dict], muscles: list[str]) -> dict:
     return {"per_muscle": pooled, "mean": float(np.mean(means)), "min": float(np.min(means)), "worst_case": worst}
 
 
+def paired_difference(rows_a: list[dict], rows_b: list[dict], n_boot: int = 5000, seed: int = 0,
+                      tie: float = 0.005) -> dict:
+    """Model B minus model A on the per-case Dice both scored (same ``case``, ``muscle``, ``side``).
+
+    Returns ``{"n", "mean", "lo", "hi", "better", "worse"}``: the mean paired difference, its 95 %
+    percentile-bootstrap interval (``n_boot`` resamples of the cases, generator ``seed``), and how
+    many cases B beats or loses by more than ``tie``.
+    """
+    import numpy as np
+
+    a = {(r["case"], r["muscle"], r["side"]): r["dice"] for r in rows_a}
+    b = {(r["case"], r["muscle"], r["side"]): r["dice"] for r in rows_b}
+    keys = sorted(k for k in a.keys() & b.keys() if np.isfinite(a[k]) and np.isfinite(b[k]))
+    d = np.array([b[k] - a[k] for k in keys])
+    if d.size == 0:
+        raise ValueError("no case scored by both models")
+    boot = np.random.default_rng(seed).choice(d, size=(n_boot, d.size)).mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"n": int(d.size), "mean": float(d.mean()), "lo": float(lo), "hi": float(hi),
+            "better": int((d > tie).sum()), "worse": int((d < -tie).sum())}
+
+
 def load_real_volume(shared_data: str | Path, name: str) -> Image:
     """3-D image of an unlabelled real volume (:data:`REAL_VOLUMES`): MESE echo 1 through
     :func:`alsseg.io.load_mese`, the GRE through :func:`alsseg.io.load_nifti`."""

@@ -53,6 +53,28 @@ def test_pool_dice_mean_and_summed():
     assert p["TA"]["min"] == 0.0 and p["EDL"]["n"] == 0 and np.isnan(p["EDL"]["mean"])
 
 
+def test_paired_difference_of_two_models():
+    """Model B minus model A over the cases both scored: mean, a bootstrap interval around it that
+    shrinks to the mean when every case moves alike, and the better / worse counts."""
+    from alsseg.seg.realdata import paired_difference
+
+    def rows(dice):
+        return [{"case": c, "muscle": m, "side": "R", "dice": d} for (c, m), d in dice.items()]
+
+    a = {("s1", "TA"): 0.8, ("s1", "EDL"): 0.6, ("s2", "TA"): 0.7, ("s2", "EDL"): 0.5}
+    same_shift = paired_difference(rows(a), rows({k: v + 0.1 for k, v in a.items()}))
+    assert same_shift["n"] == 4 and same_shift["mean"] == pytest.approx(0.1)
+    assert same_shift["lo"] == pytest.approx(0.1) and same_shift["hi"] == pytest.approx(0.1)
+    assert (same_shift["better"], same_shift["worse"]) == (4, 0)
+    b = {("s1", "TA"): 0.9, ("s1", "EDL"): 0.4, ("s2", "TA"): 0.702, ("s3", "TA"): 0.9}  # s3 only in B
+    mixed = paired_difference(rows(a), rows(b))
+    assert mixed["n"] == 3 and mixed["mean"] == pytest.approx((0.1 - 0.2 + 0.002) / 3)
+    assert mixed["lo"] < mixed["mean"] < mixed["hi"]
+    assert (mixed["better"], mixed["worse"]) == (1, 1)  # 0.002 is a tie
+    with pytest.raises(ValueError, match="no case"):
+        paired_difference(rows(a), rows({("s9", "TA"): 0.5}))
+
+
 def test_slice_dice_refuses_unknown_ids():
     from alsseg.io.errors import InputError
 
