@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     from alsseg.seg.overlay import overlay_png
     from alsseg.seg.plausibility import CHECKS
     from alsseg.seg.realdata import (REAL_SLICES, REAL_VOLUMES, load_real_volume, paired_difference,
-                                     score_real_slices, slice_summary, volume_plausibility)
+                                     pooled_confusion, predict_real_slices, score_real_slices, slice_summary,
+                                     volume_plausibility)
 
     torch.set_num_threads(args.threads)
     data, out = Path(args.data), Path(args.out)
@@ -61,10 +62,13 @@ def main(argv=None) -> int:
     muscles = [m.abbrev for m in anat.muscles if m.abbrev != "TP"]
     t0 = time.time()
     slice_rows, summary = [], {}
+    confusion = {}
     for name, seg in segs.items():
-        rows = score_real_slices(seg, data / "real-calf-slices")
+        predicted = predict_real_slices(seg, data / "real-calf-slices")
+        rows = score_real_slices(seg, data / "real-calf-slices", predicted)
         slice_rows += [{"model": name, **r} for r in rows]
         summary[name] = slice_summary(rows, muscles)
+        confusion[name] = pooled_confusion(predicted, seg.anatomy)
     write_text_atomic(out / "real_slices_dice.tsv", _tsv(slice_rows))
     version = {m: s.metadata.get("version", "?") for m, s in segs.items()}
     print(f"# real-calf-slices ({', '.join(REAL_SLICES)}): Dice per muscle pooled over 2 legs x 3 slices "
@@ -89,6 +93,16 @@ def main(argv=None) -> int:
             p = paired_difference(first, [r for r in slice_rows if r["model"] == m])
             print(f"| {m} | {p['n']} | {p['mean']:+.4f} | {p['lo']:+.4f} to {p['hi']:+.4f} | "
                   f"{p['better']} / {p['worse']} |")
+    for m in models:
+        columns, frac = confusion[m]
+        print()
+        print(f"## where the manual outlines went, {m}: fraction of each outlined muscle's pixels per predicted "
+              "class, both legs and all slices pooled")
+        print("| manual \\ predicted | " + " | ".join(columns) + " |")
+        print("|---" * (len(columns) + 1) + "|")
+        for i, mu in enumerate(columns[1:]):
+            if mu in muscles:
+                print(f"| {mu} | " + " | ".join(f"{x:.2f}" for x in frac[i]) + " |")
     print()
     print("## per case (muscle_side: Dice per slice)")
     print("| muscle | " + " | ".join(f"{m} {c}" for m in models for c in REAL_SLICES) + " |")

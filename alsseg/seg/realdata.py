@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from alsseg.io.nifti import Image, load_nifti
 from alsseg.seg.evaluate import IGNORE_ID, pool_dice, slice_dice_rows
 from alsseg.seg.plausibility import check_plausibility
@@ -57,12 +59,34 @@ def score_real_slices(segmenter, folder: str | Path,
 def slice_summary(rows: list[dict], muscles: list[str]) -> dict:
     """``{"per_muscle": pool_dice(...), "mean": mean over muscles of the pooled mean, "min": worst
     muscle's pooled mean, "worst_case": the row with the lowest Dice}``."""
-    import numpy as np
-
     pooled = pool_dice(rows, muscles)
     means = [pooled[m]["mean"] for m in muscles]
     worst = min(rows, key=lambda r: r["dice"]) if rows else None
     return {"per_muscle": pooled, "mean": float(np.mean(means)), "min": float(np.min(means)), "worst_case": worst}
+
+
+def pooled_confusion(predicted: dict[str, tuple[Image, Image, Image]], anatomy) -> tuple[list[str], np.ndarray]:
+    """Where each outlined muscle's pixels went, pooled over the slices and both legs.
+
+    ``predicted``: :func:`predict_real_slices`'s result. Returns ``(columns, fractions)``:
+    columns ``["bg", TA, EDL, ...]`` (side-agnostic), and ``fractions`` ``(n_muscles, 1 +
+    n_muscles)`` float — row ``i``: the fraction of muscle ``i + 1``'s manual pixels the model
+    labelled as each column (NaN where the muscle is never outlined); ignored (255) pixels are left out.
+    """
+    n = anatomy.n_muscles
+    counts = np.zeros((n + 1, n + 1))
+    agnostic = np.zeros(256, np.int64)  # side-specific id -> muscle index (0 = background)
+    for lab in anatomy.labels:
+        agnostic[lab.id] = lab.muscle.index
+    for _, truth, pred in predicted.values():
+        t = np.rint(truth.data).astype(np.int64)
+        p = np.rint(pred.data).astype(np.int64)  # predict() answers on the input's grid
+        keep = t != IGNORE_ID
+        np.add.at(counts, (agnostic[t[keep]], agnostic[p[keep]]), 1)
+    rows = counts[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = rows / rows.sum(axis=1, keepdims=True)
+    return ["bg"] + [m.abbrev for m in anatomy.muscles], fractions
 
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict], n_boot: int = 5000, seed: int = 0,
@@ -73,8 +97,6 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict], n_boot: int = 5000
     percentile-bootstrap interval (``n_boot`` resamples of the cases, generator ``seed``), and how
     many cases B beats or loses by more than ``tie``.
     """
-    import numpy as np
-
     a = {(r["case"], r["muscle"], r["side"]): r["dice"] for r in rows_a}
     b = {(r["case"], r["muscle"], r["side"]): r["dice"] for r in rows_b}
     keys = sorted(k for k in a.keys() & b.keys() if np.isfinite(a[k]) and np.isfinite(b[k]))

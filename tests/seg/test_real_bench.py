@@ -75,6 +75,29 @@ def test_paired_difference_of_two_models():
         paired_difference(rows(a), rows({("s9", "TA"): 0.5}))
 
 
+def test_pooled_confusion_counts_where_outlined_pixels_went():
+    """Both legs pooled, side-agnostic; a muscle never outlined is NaN."""
+    from alsseg.labels import load_anatomy
+    from alsseg.seg.realdata import pooled_confusion
+
+    an = load_anatomy()
+    ta_r, ta_l, edl_r = an.label_id("TA", "R"), an.label_id("TA", "L"), an.label_id("EDL", "R")
+    truth = np.zeros((4, 4, 1), np.int16)
+    truth[0, :, 0] = ta_r  # 4 px right TA
+    truth[1, :, 0] = ta_l  # 4 px left TA
+    truth[2, :2, 0] = 255  # ignored (the ignore id is accepted)
+    pred = np.zeros((4, 4, 1), np.int16)
+    pred[0, :, 0] = ta_r  # right TA all found
+    pred[1, :2, 0] = edl_r  # half the left TA called EDL (the other leg's id: pooled side-agnostically),
+    #                          the other half background
+    pred[2, :2, 0] = ta_r  # predicted inside the ignored region
+    img = Image(np.zeros((4, 4, 1), np.float32), np.eye(4))
+    cols, frac = pooled_confusion({"s": (img, img.with_data(truth), img.with_data(pred))}, an)
+    assert cols[:3] == ["bg", "TA", "EDL"] and frac.shape == (an.n_muscles, an.n_muscles + 1)
+    assert (frac[0, 0], frac[0, 1], frac[0, 2]) == pytest.approx((2 / 8, 4 / 8, 2 / 8))  # TA: bg, TA, EDL
+    assert np.isnan(frac[1]).all()  # EDL never outlined
+
+
 def test_slice_dice_refuses_unknown_ids():
     from alsseg.io.errors import InputError
 
