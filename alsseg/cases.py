@@ -83,7 +83,7 @@ def disease_of(seed: int, als_fraction: float) -> str:
 
 
 def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subject: int = 2,
-                            als_fraction: float = 0.5) -> list[Case]:
+                            als_fraction: float = 0.5, shape_jitter: float = 0.0) -> list[Case]:
     """One synthetic subject rendered in each contrast.
 
     Contrasts are spread round-robin over ``grids_per_subject`` random acquisition grids
@@ -91,14 +91,15 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
     subject's anatomy is rendered once per grid and shared by the contrasts on it. The
     ``random`` and ``dwi_b0`` images carry random acquisition artefacts
     (:func:`alsseg.synth.artefacts.render_case`: EPI distortion with the labels warped alike,
-    motion, low resolution, ghosts).
+    motion, low resolution, ghosts). ``shape_jitter`` widens the compartment geometry beyond the
+    published spread (:func:`alsseg.synth.make_subject`).
     Case ids are ``synth<seed>__<contrast>[<k>]`` (the part before ``__`` groups a subject's
     cases in the train/validation split).
     """
     from alsseg.synth import make_subject, random_grid, render_tissues
     from alsseg.synth.artefacts import render_case
 
-    subject = make_subject(int(seed), disease=disease_of(seed, als_fraction))
+    subject = make_subject(int(seed), disease=disease_of(seed, als_fraction), shape_jitter=shape_jitter)
     out = []
     counts: dict[str, int] = {}
     for g in range(max(1, grids_per_subject)):
@@ -120,7 +121,7 @@ def synthetic_subject_cases(seed: int, contrasts: Sequence[str], grids_per_subje
 
 
 def synthetic_cases(seeds: Sequence[int], contrasts: Sequence[str], *, grids_per_subject: int = 2,
-                    als_fraction: float = 0.5, workers: int = 1) -> Iterator[Case]:
+                    als_fraction: float = 0.5, shape_jitter: float = 0.0, workers: int = 1) -> Iterator[Case]:
     """Cases of many synthetic subjects (see :func:`synthetic_subject_cases`), in seed order.
 
     ``workers`` > 1 renders subjects in parallel processes.
@@ -128,7 +129,7 @@ def synthetic_cases(seeds: Sequence[int], contrasts: Sequence[str], *, grids_per
     from functools import partial
 
     fn = partial(synthetic_subject_cases, contrasts=list(contrasts), grids_per_subject=grids_per_subject,
-                 als_fraction=als_fraction)
+                 als_fraction=als_fraction, shape_jitter=shape_jitter)
     if workers <= 1:
         for s in seeds:
             yield from fn(s)

@@ -6,6 +6,7 @@ Thin wrappers of :mod:`alsseg.seg`; torch and MONAI are imported inside the hand
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="synthetic: random acquisition grids per subject (contrasts spread over them)")
     p.add_argument("--als-fraction", type=float, default=0.5,
                    help="synthetic: fraction of subjects with ALS-like atrophy / fat / oedema")
+    p.add_argument("--shape-jitter", type=float, default=0.0, metavar="J",
+                   help="synthetic: compartment geometry (boundary angles, gastrocnemius thickness, muscle "
+                   "proportions) drawn beyond the published spread, J times alsseg.synth.anatomy.SHAPE_JITTER_SD "
+                   "(default 0: none)")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel rendering processes (synthetic) and file-writing threads")
     p.add_argument("--image", default="mese", choices=("mese", "anat"), help="BIDS: image to pair with labels")
     p.add_argument("--labels-from", default="groundtruth", help="BIDS: derivative folder of the label maps")
@@ -110,13 +115,15 @@ def run_dataset(args) -> int:
     if args.synthetic is not None:
         if args.synthetic < 1:
             raise InputError(None, "--synthetic needs at least 1 subject")
+        if not (math.isfinite(args.shape_jitter) and args.shape_jitter >= 0):
+            raise InputError(None, f"--shape-jitter must be a number >= 0, got {args.shape_jitter}")
         contrasts = [c.strip() for c in args.contrasts.split(",") if c.strip()]
         cases = synthetic_cases(range(args.seed, args.seed + args.synthetic), contrasts,
                                 grids_per_subject=args.grids_per_subject, als_fraction=args.als_fraction,
-                                workers=args.workers)
+                                shape_jitter=args.shape_jitter, workers=args.workers)
         extra = {"source": "alsseg.synth", "seeds": [args.seed, args.seed + args.synthetic - 1],
                  "contrasts": contrasts, "grids_per_subject": args.grids_per_subject,
-                 "als_fraction": args.als_fraction}
+                 "als_fraction": args.als_fraction, "shape_jitter": args.shape_jitter}
     else:
         cases = bids_cases(args.bids, image=args.image, labels_from=args.labels_from)
         extra = {"source": str(Path(args.bids).resolve()), "image": args.image}

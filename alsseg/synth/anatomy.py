@@ -89,6 +89,8 @@ class LegParams:
         aponeurosis_mm: thickness of the intramuscular aponeuroses (TA, SOL, GM, GL).
         aponeurosis_strength: how much of the aponeurosis sheet is collagen (0 = invisible).
         deep_flexor_scale: size factor of FDL/FHL (unlabelled deep posterior muscles).
+        geometry: compartment-geometry offsets beyond the published spread (see
+            :data:`SHAPE_JITTER_SD`; empty = none): angles in degrees, ``*_scale`` factors.
         fat_patterns: muscle → :class:`alsseg.synth.fat_patterns.FatPattern` (marbled /
             end-stage); muscles not listed are patchy.
     """
@@ -122,6 +124,7 @@ class LegParams:
     aponeurosis_strength: float = 0.0
     deep_flexor_scale: float = 1.0
     fat_patterns: dict = field(default_factory=dict)
+    geometry: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,36 @@ APONEUROSIS_STRENGTH_RANGE = (0.25, 1.0)
 DEEP_FLEXOR_SCALE_RANGE = (0.75, 1.3)
 LEG_ROTATION_SD_DEG = 17.0
 DEFORM_MM_RANGE = (2.0, 7.0)
+#: per-leg compartment geometry drawn *beyond* the published spread when ``shape_jitter`` > 0
+#: (:func:`make_subject`): s.d. at ``shape_jitter`` = 1 of each offset (degrees) or log-factor
+#: (``*_scale`` and ``proportion``: the factor is exp(s.d. × z)), z standard normal clipped to
+#: ±2. The angles are those of the compartment boundaries in alsseg.synth.cross_section (TA/EDL
+#: split, peroneal septa, GM/GL midline, the gastrocnemii's medial and lateral ends, bones'
+#: directions); the scales those of the gastrocnemii's thickness and TP's depth; ``proportion``
+#: multiplies every muscle's size factor independently. Meant for training data (a network that
+#: can no longer predict a boundary from the bones must find it in the image); 0 = the phantom of
+#: the published proportions, unchanged.
+SHAPE_JITTER_SD = {"ta_edl_split_deg": 10.0, "per_anterior_deg": 8.0, "per_posterior_deg": 8.0,
+                   "gast_midline_deg": 12.0, "gm_medial_end_deg": 8.0, "gl_lateral_end_deg": 8.0,
+                   "tibia_angle_deg": 5.0, "fibula_angle_deg": 6.0, "gast_thickness_scale": 0.2,
+                   "tp_depth_scale": 0.12, "proportion": 0.15}
+
+
+def _jitter_geometry(rng, shape_jitter: float) -> dict:
+    """One leg's draw of :data:`SHAPE_JITTER_SD` scaled by ``shape_jitter`` (``{}`` when 0).
+
+    Keys: those of :data:`SHAPE_JITTER_SD` (``*_deg`` offsets, ``*_scale`` factors) and
+    ``proportion_<muscle>`` factors in place of ``proportion``.
+    """
+    if shape_jitter == 0:
+        return {}
+    out = {}
+    for key, sd in SHAPE_JITTER_SD.items():
+        names = [f"proportion_{m}" for m in MUSCLES] if key == "proportion" else [key]
+        for name in names:
+            z = float(np.clip(rng.standard_normal(), -2.0, 2.0)) * sd * shape_jitter
+            out[name] = float(np.exp(z)) if (key == "proportion" or key.endswith("_scale")) else z
+    return out
 
 
 def _u(rng, lo, hi):
@@ -228,7 +261,8 @@ def _u(rng, lo, hi):
 def make_subject(seed: int = 0, *, disease: str | float = "healthy",
                  denervation: dict | None = None, group: str | None = None,
                  effect_t2_ms: float = 14.0, effect_ff: float = 0.35,
-                 effect_atrophy: float = 0.6, tissues: dict | None = None) -> Subject:
+                 effect_atrophy: float = 0.6, tissues: dict | None = None,
+                 shape_jitter: float = 0.0) -> Subject:
     """Draw a random subject (both legs) from ``seed``.
 
     Args:
@@ -241,6 +275,8 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
         effect_ff: fat fraction increase of such a muscle.
         effect_atrophy: volume fraction lost by such a muscle.
         tissues: overrides of :data:`DEFAULT_TISSUES` entries.
+        shape_jitter: compartment geometry beyond the published spread, in units of
+            :data:`SHAPE_JITTER_SD` (0: none; the rest of the subject is the same for any value).
 
     Returns:
         :class:`Subject`.
@@ -276,6 +312,10 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
     rng_f = np.random.default_rng([seed, 5])
     patterns = {side: draw_fat_patterns(rng_f, {m: dn * ALS_SUSCEPTIBILITY[m] for m in MUSCLES},
                                         diseased=effect_ff > 0) for side, dn in denervation.items()}
+    if not np.isfinite(shape_jitter) or shape_jitter < 0:
+        raise ValueError(f"shape_jitter must be a finite number >= 0, got {shape_jitter}")
+    geometry = {side: _jitter_geometry(np.random.default_rng([seed, 6, i]), shape_jitter)
+                for i, side in enumerate(("R", "L"))}
     if group is None:
         group = "control" if (isinstance(disease, str) and disease.lower() == "healthy") else "ALS"
 
@@ -314,9 +354,10 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             skin_mm=_u(rng, 1.2, 2.0),
             tibia_mm=14.0 * size ** 0.7 * _u(rng, 0.9, 1.1),
             fibula_mm=6.5 * size ** 0.7 * _u(rng, 0.85, 1.15),
-            tibia_angle_deg=_u(rng, 95, 112),
-            fibula_angle_deg=_u(rng, -32, -12),
-            proportions={m: props_common[m] * _u(rng, 0.95, 1.05) for m in MUSCLES},
+            tibia_angle_deg=_u(rng, 95, 112) + geometry[side].get("tibia_angle_deg", 0.0),
+            fibula_angle_deg=_u(rng, -32, -12) + geometry[side].get("fibula_angle_deg", 0.0),
+            proportions={m: props_common[m] * _u(rng, 0.95, 1.05) * geometry[side].get(f"proportion_{m}", 1.0)
+                         for m in MUSCLES},
             septum_fat_mm=_u(rng, 0.05, 0.6),
             septum_mm=septum_mm,
             denervation=dn,
@@ -327,6 +368,7 @@ def make_subject(seed: int = 0, *, disease: str | float = "healthy",
             patchiness=_u(rng, 0.3, 0.8),
             **extra[side],
             fat_patterns=patterns[side],
+            geometry=geometry[side],
         )
     tissue_props = {k: dict(v) for k, v in DEFAULT_TISSUES.items()}
     for k, v in (tissues or {}).items():

@@ -155,6 +155,7 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     muscles = MUSCLES
     atrophy = leg.atrophy
     prop = leg.proportions
+    geo = leg.geometry
     mean_loss = float(np.mean([atrophy[m] for m in muscles]))
     env = profile_at(ENVELOPE, s) * np.float32(np.sqrt(1.0 - 0.7 * mean_loss))
     post = profile_at(POSTERIOR, s)
@@ -235,18 +236,18 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     ant_dist = ux_tf * vta - ua_tf * vtl  # signed distance to membrane line (+ anterior)
     along = ux_tf * vtl + ua_tf * vta
     # septa of the lateral compartment, degrees around the fibula from lateral (+ anterior)
-    psi_a = PER_ANTERIOR_SEPTUM_DEG + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
-    psi_p = PER_POSTERIOR_SEPTUM_DEG - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
+    psi_a = PER_ANTERIOR_SEPTUM_DEG + geo.get("per_anterior_deg", 0.0) + 8.0 * (prop["PER"] - 1.0) * 5 - 20.0 * atrophy["PER"]
+    psi_p = PER_POSTERIOR_SEPTUM_DEG + geo.get("per_posterior_deg", 0.0) - 8.0 * (prop["PER"] - 1.0) * 5 + 20.0 * atrophy["PER"]
     in_lat = (psi_f > psi_p) & (psi_f < psi_a)
     # TA / EDL split: ray from a pivot on the membrane
     piv_l = fl + 0.3 * (tl - fl)
     piv_a = fa + 0.3 * (ta - fa)
     psi_s = np.rad2deg(np.arctan2(a - piv_a, l - piv_l))
-    split = TA_EDL_SPLIT_DEG + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
+    split = TA_EDL_SPLIT_DEG + geo.get("ta_edl_split_deg", 0.0) + 12.0 * (prop["EDL"] - prop["TA"]) * 3 + 20.0 * (atrophy["EDL"] - atrophy["TA"])
     is_ta = _wrap_deg(psi_s - split) > 0
     # deep posterior (TP): ellipse under the transverse septum
     mid_l, mid_a = 0.5 * (tl + fl), 0.5 * (ta + fa)
-    h_tp = 16.0 * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
+    h_tp = 16.0 * geo.get("tp_depth_scale", 1.0) * env * prop["TP"] * np.float32(np.sqrt(1 - atrophy["TP"]))
     c_l, c_a = mid_l, mid_a  # centred on the membrane midpoint
     e_u = (l - c_l) * ux_tf + (a - c_a) * ua_tf
     e_v = -((l - c_l) * (-ua_tf) + (a - c_a) * ux_tf)  # distance behind the membrane
@@ -254,9 +255,9 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
     rho_tp = np.sqrt((e_u / semi_u) ** 2 + (e_v / (h_tp * 1.6)) ** 2)
     is_tp = rho_tp < 1.0
     # gastrocnemius layer
-    th_mid = -95.0 + 10.0 * (prop["GM"] - prop["GL"]) * 3
-    gm_range = (-178.0, th_mid)
-    gl_range = (th_mid, -32.0)
+    th_mid = -95.0 + geo.get("gast_midline_deg", 0.0) + 10.0 * (prop["GM"] - prop["GL"]) * 3
+    gm_range = (-178.0 + geo.get("gm_medial_end_deg", 0.0), th_mid)
+    gl_range = (th_mid, -32.0 + geo.get("gl_lateral_end_deg", 0.0))
 
     def bump(t_deg, lo, hi):
         x = np.clip((t_deg - lo) / (hi - lo), 0.0, 1.0)
@@ -268,8 +269,9 @@ def _evaluate_leg(subject, leg, anatomy, p, ux, uy, s, h, frac_all, label_all, t
         presence) where the muscle starts."""
         return (0.25 * np.clip(presence / 0.12, 0.0, 1.0) + 0.75 * presence).astype(np.float32)
 
-    g_gm = 29.0 * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(profile_at(PRESENCE["GM"], s))
-    g_gl = 23.0 * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(profile_at(PRESENCE["GL"], s))
+    g_scale = geo.get("gast_thickness_scale", 1.0)
+    g_gm = 29.0 * g_scale * env * prop["GM"] * (1 - atrophy["GM"]) * bump(tdeg_w, *gm_range) * sheet(profile_at(PRESENCE["GM"], s))
+    g_gl = 23.0 * g_scale * env * prop["GL"] * (1 - atrophy["GL"]) * bump(tdeg_w, *gl_range) * sheet(profile_at(PRESENCE["GL"], s))
     in_gm = (tdeg_w > gm_range[0]) & (tdeg_w <= gm_range[1]) & (depth < g_gm)
     in_gl = (tdeg_w > gl_range[0]) & (tdeg_w < gl_range[1]) & (depth < g_gl)
 

@@ -157,3 +157,27 @@ def test_partial_outlines_mark_the_unoutlined_inside_of_each_leg():
     assert (out[20:24, :, 0] == 0).all() and (out[:, :, 1] == 0).all()   # between legs, empty slice
     assert (out[lab > 0] == lab[lab > 0]).all()                  # outlines unchanged
     assert out[0, 0, 0] == 0 and lab.max() == 16                 # outside the hull; input untouched
+
+
+def test_cli_synthetic_dataset_records_shape_jitter_and_refuses_a_bad_one(tmp_path, capsys, monkeypatch):
+    """`alsseg dataset --synthetic --shape-jitter J` renders the widened phantom and records J in
+    dataset.json; a negative J is one line, exit 2, nothing written."""
+    import alsseg.synth
+    from alsseg.cli import main
+
+    asked = []
+    make_subject = alsseg.synth.make_subject
+    monkeypatch.setattr(alsseg.synth, "make_subject",
+                        lambda seed, **kw: asked.append(kw.get("shape_jitter")) or make_subject(seed, **kw))
+    out = tmp_path / "Dataset004_jitter"
+    assert main(["dataset", "--synthetic", "1", "--seed", "20", "--shape-jitter", "1", "--contrasts", "t1w",
+                 "--grids-per-subject", "1", "--val-fraction", "0", "--out", str(out), "-q"]) == 0
+    meta = json.loads((out / "dataset.json").read_text())["alsseg"]
+    assert meta["shape_jitter"] == 1.0
+    assert asked == [1.0]  # the subject was drawn with it
+    capsys.readouterr()
+    bad = tmp_path / "Dataset005_bad"
+    assert main(["dataset", "--synthetic", "1", "--shape-jitter", "-1", "--out", str(bad), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--shape-jitter" in err[0]
+    assert not bad.exists()

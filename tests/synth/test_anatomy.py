@@ -119,11 +119,54 @@ def test_random_grids_hold_both_legs():
         assert any(i in ids for i in range(1, 8)) and any(i in ids for i in range(11, 18))
 
 
+def _mid_calf_counts(subject, side="R"):
+    """Pixel count per side-agnostic muscle index 1..7 on a 2 mm mid-calf slice of one leg."""
+    leg = subject.legs[side]
+    z = subject.z_ankle_mm + 0.6 * subject.leg_length_mm
+    g = Grid.axial((60, 60, 1), (2.0, 2.0, 4.0), centre_mm=(leg.centre_mm[0], leg.centre_mm[1], z))
+    lab = render_tissues(subject, g, n_sub=1).label
+    return {i: int((lab == ANAT.label_id(m, side)).sum()) for i, m in enumerate(MUSCLES, start=1)}
+
+
+def test_shape_jitter_zero_is_the_published_phantom_and_the_rest_of_the_subject_stays(small_grid):
+    plain = make_subject(3, disease="als")
+    assert np.array_equal(render_label_map(plain, small_grid).data,
+                          render_label_map(make_subject(3, disease="als", shape_jitter=0.0), small_grid).data)
+    jittered = make_subject(3, disease="als", shape_jitter=1.0)
+    assert plain.legs["R"].geometry == {} and jittered.legs["R"].geometry
+    for side in ("R", "L"):  # only the compartment geometry moves
+        a, b = plain.legs[side], jittered.legs[side]
+        assert (a.fat_mm, a.tibia_mm, a.t2_water_ms, a.atrophy) == (b.fat_mm, b.tibia_mm, b.t2_water_ms, b.atrophy)
+    assert plain.leg_length_mm == jittered.leg_length_mm
+    assert not np.array_equal(render_label_map(plain, small_grid).data, render_label_map(jittered, small_grid).data)
+
+
+def test_shape_jitter_widens_the_spread_of_compartment_proportions():
+    """Across the same 8 seeds, EDL/TA and gastrocnemii/SOL area ratios on a mid-calf slice spread
+    at least 1.3 times wider (s.d. of the log ratio) at jitter 1 than without, and every muscle
+    is still there."""
+    spread = {}
+    for jitter in (0.0, 1.0):
+        counts = [_mid_calf_counts(make_subject(seed, shape_jitter=jitter)) for seed in range(20, 28)]
+        assert min(min(c.values()) for c in counts) > 10, "a muscle vanished"
+        spread[jitter] = (np.std([np.log(c[2] / c[1]) for c in counts]),
+                          np.std([np.log((c[6] + c[7]) / c[5]) for c in counts]))
+    assert spread[1.0][0] > 1.3 * spread[0.0][0] and spread[1.0][1] > 1.3 * spread[0.0][1], spread
+
+
+def test_shape_jitter_keeps_the_cross_section_relations():
+    """The anatomy test above, on the same subject drawn with wide shape jitter."""
+    test_cross_section_relations(make_subject(11, disease="healthy", shape_jitter=1.0))
+
+
 def test_bad_disease_arguments_are_refused():
     with pytest.raises(ValueError, match="healthy"):
         make_subject(0, disease="sick")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         make_subject(0, disease=1.5)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="shape_jitter"):
+            make_subject(0, shape_jitter=bad)
 
 
 def test_cli_module_imports_no_numerical_library():
