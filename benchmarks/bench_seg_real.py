@@ -12,7 +12,9 @@ Part 2, anatomical plausibility (alsseg.seg.plausibility) on the unlabelled real
 with the number behind it; rows to ``--out/real_plausibility.tsv``; an overlay PNG per volume
 and model (all MESE slices, every 4th GRE slice).
 
-    python benchmarks/bench_seg_real.py --model lowerleg-unet [--model OTHER] --out bench_real/
+    python benchmarks/bench_seg_real.py --model lowerleg-unet [--model OTHER] [--mirror-tta] --out bench_real/
+
+``--mirror-tta`` adds each model once more with left-right mirror test-time augmentation.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench_real", help="folder for the TSVs and overlay PNGs")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--skip-volumes", action="store_true", help="only the outlined slices")
+    ap.add_argument("--mirror-tta", action="store_true",
+                    help="also score each model with left-right mirror test-time augmentation ('MODEL +mirror-tta')")
     args = ap.parse_args(argv)
     models = args.model or ["lowerleg-unet"]
 
@@ -58,6 +62,9 @@ def main(argv=None) -> int:
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     segs = {m: Segmenter.from_bundle(m) for m in models}
+    if args.mirror_tta:
+        segs.update({f"{m} +mirror-tta": Segmenter.from_bundle(m, mirror_tta=True) for m in models})
+        models = list(segs)
     anat = next(iter(segs.values())).anatomy
     muscles = [m.abbrev for m in anat.muscles if m.abbrev != "TP"]
     t0 = time.time()
@@ -128,7 +135,7 @@ def main(argv=None) -> int:
                 zs = list(range(nz)) if nz <= 12 else list(range(1, nz, 4))
                 title = (f"{name} {version[name]} on {vol} ({what}); RAS view: anterior up, subject's right on "
                          f"the image right; slices inferior to superior")
-                write_bytes_atomic(out / f"overlay_{vol}_{Path(name).name}.png", overlay_png(image, labels, zs, title, anat))
+                write_bytes_atomic(out / f"overlay_{vol}_{Path(name).name.replace(' +', '+')}.png", overlay_png(image, labels, zs, title, anat))
         write_text_atomic(out / "real_plausibility.tsv", _tsv(plaus))
         print()
         print("# anatomical plausibility on the unlabelled real volumes (alsseg.seg.plausibility; "

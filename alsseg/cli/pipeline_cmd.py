@@ -16,6 +16,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default="lowerleg-unet",
                    help="segmentation bundle: name under models/ or a path (default: lowerleg-unet)")
+    p.add_argument("--mirror-tta", action="store_true",
+                   help="segment with left-right mirror test-time augmentation (alsseg segment --mirror-tta)")
     p.add_argument("--no-t1", action="store_true", help="skip the T1 map even where a T1 series exists")
     p.add_argument("--erode", type=int, default=1, metavar="VOX",
                    help="in-plane erosion of each muscle before the T2/FF/T1 statistics (default 1 voxel; 0 = off)")
@@ -50,7 +52,7 @@ def _options(args, labels_from=None):
 
         parse_slice_profile(args.slice_profile)  # refuse a bad value before any work
         profile = args.slice_profile
-    return PipelineOptions(model=args.model, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile, b1=args.b1,
+    return PipelineOptions(model=args.model, mirror_tta=args.mirror_tta, labels_from=labels_from, fit_t1=not args.no_t1, slice_profile=profile, b1=args.b1,
                            quant=QuantOptions(erode_voxels=args.erode, max_fat_fraction=max_ff),
                            figures=not args.no_figures, threads=args.threads)
 

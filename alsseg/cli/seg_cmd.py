@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--confidence", action="store_true",
                    help="also write _desc-muscles_confidence.tsv: per-muscle confidence in [0, 1] "
                         "(a second, mirrored network pass)")
+    s.add_argument("--mirror-tta", action="store_true",
+                   help="average each network's output on the image and on its left-right mirror (test-time "
+                        "augmentation): a little more accurate on real scans (docs/seg.md), twice the network time")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     s.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "
@@ -158,7 +161,7 @@ def run_segment(args) -> int:
             print(line, file=sys.stderr)
 
     segment_files(args.images, args.out, model=args.model, probabilities=args.probabilities,
-                  confidence=args.confidence, side=args.side,
+                  confidence=args.confidence, side=args.side, mirror_tta=args.mirror_tta,
                   device=args.device, threads=args.threads, progress=not args.quiet, log=log)
     return 0
 

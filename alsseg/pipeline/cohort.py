@@ -188,7 +188,7 @@ def _run_locked(bids_root, out_dir, options, todo, jobs, shard, quiet, segmenter
 
     prepare_output(out_dir, str(bids_root.resolve()), options)
     if segmenter is None:
-        segmenter = BundleSegmenter(options.model)
+        segmenter = BundleSegmenter(options.model, options.mirror_tta)
     results: list[SessionOutcome] = []
     bar = progress_bar(total=len(todo), desc="sessions", unit="session", show=not quiet)
     pending = []

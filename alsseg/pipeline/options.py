@@ -15,6 +15,8 @@ class PipelineOptions:
     Attributes
     ----------
     model : segmentation bundle name (``models/NAME``) or path.
+    mirror_tta : segment with left-right mirror test-time augmentation (``Segmenter.mirror_tta``;
+        twice the network time).
     labels_from : take the label map from an existing derivative of the source dataset instead
         of segmenting (e.g. ``"groundtruth"`` → ``derivatives/groundtruth/…_desc-muscles_dseg``);
         ``None`` segments with ``model``.
@@ -34,6 +36,7 @@ class PipelineOptions:
     """
 
     model: str = "lowerleg-unet"
+    mirror_tta: bool = False
     labels_from: str | None = None
     fit_t1: bool = True
     mask_margin_vox: int = 2
@@ -49,6 +52,8 @@ class PipelineOptions:
         d = asdict(self)
         d.pop("figures")
         d.pop("threads")
+        if not d["mirror_tta"]:  # a later option: folders written before it existed still resume
+            d.pop("mirror_tta")
         return d
 
 

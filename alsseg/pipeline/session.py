@@ -40,15 +40,16 @@ class BundleSegmenter:
     worker process.
     """
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, mirror_tta: bool = False):
         self.model = model
+        self.mirror_tta = mirror_tta
         self._segmenter: Segmenter | None = None
 
     def _loaded(self) -> Segmenter:
         if self._segmenter is None:
             from alsseg.seg import Segmenter
 
-            self._segmenter = Segmenter.from_bundle(self.model)
+            self._segmenter = Segmenter.from_bundle(self.model, mirror_tta=self.mirror_tta)
         return self._segmenter
 
     def predict(self, image: Image) -> Image:
@@ -59,7 +60,7 @@ class BundleSegmenter:
         return self._loaded().predict_with_confidence(image)
 
     def __getstate__(self):
-        return {"model": self.model, "_segmenter": None}
+        return {"model": self.model, "mirror_tta": self.mirror_tta, "_segmenter": None}
 
 
 def segment_with_confidence(segmenter: SegmenterLike, image: Image) -> tuple[np.ndarray, dict | None]:
@@ -257,9 +258,9 @@ def process_session(job: SessionJob, options: PipelineOptions = PipelineOptions(
             raise InputError(job.labels, f"label value(s) {bad[:10]} are not in the {anatomy.name} label table")
         source_labels = Path(job.labels).name
     else:
-        seg = segmenter if segmenter is not None else BundleSegmenter(options.model)
+        seg = segmenter if segmenter is not None else BundleSegmenter(options.model, options.mirror_tta)
         labels, confidence = segment_with_confidence(seg, series.image)
-        source_labels = f"model {options.model}"
+        source_labels = f"model {options.model}" + (" with mirror TTA" if options.mirror_tta else "")
     labels = labels.astype(np.int16)
     if not (labels > 0).any():
         raise InputError(job.labels or job.mese, "segmentation is empty (no muscle found)")

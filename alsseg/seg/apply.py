@@ -63,7 +63,7 @@ def _check_input(img, path) -> None:
 
 def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: str = DEFAULT_MODEL,
                   probabilities: bool = False, confidence: bool = False, side: str | None = None,
-                  device: str | None = None,
+                  mirror_tta: bool = False, device: str | None = None,
                   threads: int | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None) -> list[SegmentedFile]:
     """Segment each image with the bundle ``model`` and write its label map into ``out_dir``.
@@ -74,8 +74,11 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     model : bundle name or path.
     probabilities : also write ``_desc-muscles_probseg`` (4-D float32, side-agnostic classes).
     confidence : also write ``_desc-muscles_confidence.tsv`` (one row per label found; a second,
-        mirrored network pass; with ``probabilities`` too, a third pass gives the probabilities).
+        mirrored network pass; with ``probabilities`` too, a third pass gives the probabilities;
+        ``mirror_tta`` adds one more).
     side : ``"R"``/``"L"`` when only one leg is in the image.
+    mirror_tta : average each network's output on the image and on its left-right mirror
+        (test-time augmentation, twice the network time; see ``Segmenter``).
     device : ``cpu``, ``cuda``, ``cuda:1`` … (None: a GPU when there is one).
     threads : CPU threads for torch (None: torch's choice).
     log : called with one line per image written.
@@ -109,7 +112,7 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
         import torch
 
         torch.set_num_threads(threads)
-    seg = Segmenter.from_bundle(model, device=torch_device)
+    seg = Segmenter.from_bundle(model, device=torch_device, mirror_tta=mirror_tta)
     # every input is checked before anything is written (a bad last input leaves nothing behind)
     for path in images:
         _check_input(load_input(path), path)

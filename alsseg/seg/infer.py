@@ -175,16 +175,6 @@ def _sliding_logits_3d(model, data: np.ndarray, patch_size, device, chunk: int, 
             num, den, lo = num[..., done:], den[done:], lo + done
 
 
-def predict_agnostic(model, prepared: Prepared, patch_size, device, n_classes: int,
-                     probabilities: bool = False, network: NetworkConfig | None = None):
-    """Side-agnostic classes ``(X, Y, Z)`` uint8 on the RAS grid (+ ``(X, Y, Z, C)`` probabilities).
-
-    ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window; ``network`` (its
-    ``context_slices``) says whether neighbouring slices go in as channels (2.5-D)."""
-    out = agnostic_pass(model, prepared, patch_size, device, n_classes, network, probabilities=probabilities)
-    return out.labels, out.probabilities
-
-
 @dataclass
 class AgnosticPass:
     """One network pass over a prepared volume, on the RAS grid.
@@ -202,11 +192,17 @@ class AgnosticPass:
 
 def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                   network: NetworkConfig | None = None, *, probabilities: bool = False,
-                  max_probability: bool = False, flip_x: bool = False) -> AgnosticPass:
-    """Run the network once over ``prepared`` (see :func:`predict_agnostic`).
+                  max_probability: bool = False, flip_x: bool = False,
+                  mirror_average: bool = False) -> AgnosticPass:
+    """Side-agnostic classes on the RAS grid from one pass of the network over ``prepared``.
+
+    ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window; ``network`` (its
+    ``context_slices``) says whether neighbouring slices go in as channels (2.5-D).
 
     ``flip_x`` mirrors the input left-right before the network and the logits back after it
     (a test-time augmentation: the classes are side-agnostic, so no label changes side).
+    ``mirror_average`` runs the network on the input and on its mirror and averages the two
+    softmax outputs slice by slice (twice the network time; no extra memory).
     """
     import torch
 
@@ -219,8 +215,17 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     k = network.context_slices if network is not None else 0
     use = bool(k) and network is not None and uses_context(k, prepared.ras.spacing_mm[2],
                                                            network.max_context_spacing_mm)
-    data = np.ascontiguousarray(prepared.data[::-1]) if flip_x else prepared.data
-    for z0, logits in sliding_logits(model, data, patch_size, device, context_slices=k, use_context=use):
+    if flip_x and mirror_average:
+        raise ValueError("flip_x and mirror_average exclude each other")
+    def mirrored():
+        return np.ascontiguousarray(prepared.data[::-1])
+
+    stream = sliding_logits(model, mirrored() if flip_x else prepared.data, patch_size, device, context_slices=k,
+                            use_context=use)
+    if mirror_average:
+        other = sliding_logits(model, mirrored(), patch_size, device, context_slices=k, use_context=use)
+        stream = _mean_with_mirrored(stream, other)
+    for z0, logits in stream:
         if flip_x:
             logits = torch.flip(logits, dims=[2])
         for i in range(logits.shape[0]):
@@ -235,11 +240,24 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     return AgnosticPass(labels, probs, pmax)
 
 
+def _mean_with_mirrored(straight, mirrored):
+    """``(z0, log of the mean softmax)`` of two :func:`sliding_logits` streams over the same slices,
+    the second over the left-right mirrored volume (flipped back here)."""
+    import torch
+
+    for (z0, a), (z1, b) in zip(straight, mirrored, strict=True):
+        assert z0 == z1 and a.shape == b.shape
+        mean = 0.5 * (torch.softmax(a, 1) + torch.softmax(torch.flip(b, dims=[2]), 1))
+        yield z0, torch.log(mean.clamp_min(1e-12))
+
+
 @dataclass
 class Segmenter:
     """A trained network with everything needed to predict.
 
     Build with :meth:`from_bundle` (a shipped or exported model) or :meth:`from_checkpoint`.
+    ``mirror_tta``: every prediction averages each network's output on the image and on its
+    left-right mirror (test-time augmentation; twice the network time).
     """
 
     model: torch.nn.Module
@@ -249,6 +267,7 @@ class Segmenter:
     anatomy: Anatomy
     device: object = None
     metadata: dict = field(default_factory=dict)
+    mirror_tta: bool = False
 
     @property
     def n_classes(self) -> int:
@@ -260,9 +279,12 @@ class Segmenter:
         return list(getattr(self.model, "members", None) or [self.model])
 
     @classmethod
-    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None) -> Segmenter:
-        """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``."""
-        return load_bundle(name_or_path, device=device)
+    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None, mirror_tta: bool = False) -> Segmenter:
+        """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``;
+        ``mirror_tta`` see the class."""
+        seg = load_bundle(name_or_path, device=device)
+        seg.mirror_tta = mirror_tta
+        return seg
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device=None) -> Segmenter:
@@ -301,7 +323,7 @@ class Segmenter:
         prepared = prepare(image, self.preprocess)
         ras = prepared.ras
         args = (self.model, prepared, self.patch_size, self.device, self.n_classes, self.network)
-        main = agnostic_pass(*args, max_probability=True)
+        main = agnostic_pass(*args, max_probability=True, mirror_average=self.mirror_tta)
         mirrored = agnostic_pass(*args, flip_x=True)
         lab = postprocess(main.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         lab_m = postprocess(mirrored.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
@@ -318,8 +340,9 @@ class Segmenter:
         from alsseg.seg.preprocess import select_volume
 
         prepared = prepare(image, self.preprocess)
-        agn, probs = predict_agnostic(self.model, prepared, self.patch_size, self.device, self.n_classes,
-                                      probabilities, self.network)
+        passed = agnostic_pass(self.model, prepared, self.patch_size, self.device, self.n_classes, self.network,
+                               probabilities=probabilities, mirror_average=self.mirror_tta)
+        agn, probs = passed.labels, passed.probabilities
         ras = prepared.ras
         lab = postprocess(agn, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         ref = select_volume(image, self.preprocess.echo_index)

@@ -302,3 +302,22 @@ def test_bundle_segmenter_loads_on_first_use_and_pickles_without_its_model():
     assert pickle.loads(pickle.dumps(seg)).model == "no-such-model"
     with pytest.raises(InputError, match="no such model bundle"):
         seg.predict(None)
+
+
+def test_mirror_tta_reaches_the_segmenter_from_the_command_line():
+    """`alsseg run/cohort --mirror-tta` → PipelineOptions.mirror_tta (part of the fingerprint, so a
+    resumed run cannot mix the two) → the bundle loaded with Segmenter.mirror_tta, also after pickling."""
+    import argparse
+    import pickle
+
+    from alsseg.cli.pipeline_cmd import _add_common, _options
+
+    p = argparse.ArgumentParser()
+    _add_common(p)
+    opts = _options(p.parse_args(["--mirror-tta"]))
+    assert opts.mirror_tta and opts.fingerprint()["mirror_tta"] is True
+    plain = _options(p.parse_args([]))
+    assert not plain.mirror_tta and "mirror_tta" not in plain.fingerprint()  # older output folders resume
+    seg = pickle.loads(pickle.dumps(pipeline.BundleSegmenter(opts.model, opts.mirror_tta)))
+    assert seg._loaded().mirror_tta is True
+    assert pipeline.BundleSegmenter(opts.model)._loaded().mirror_tta is False

@@ -89,6 +89,47 @@ def test_mirrored_pass_is_mapped_back(toy):
     assert (a2.labels != b2.labels).mean() > 0.01
 
 
+def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy):
+    """``mirror_average`` = the mean of the straight and the mirrored pass's probabilities, slice by
+    slice; a Segmenter with ``mirror_tta`` predicts from it (labels, probabilities, confidence)."""
+    import dataclasses
+
+    import torch
+
+    from alsseg.seg.infer import agnostic_pass
+    from alsseg.seg.preprocess import prepare
+
+    class Ramp(torch.nn.Module):  # not mirror-symmetric, so the two passes differ
+        def __init__(self):
+            super().__init__()
+            self.inner = _Pointwise()
+
+        def forward(self, x):
+            return self.inner(x + torch.linspace(-4, 4, x.shape[2])[None, None, :, None])
+
+    lab, body = toy.leg_labels(seed=2)
+    im = Image(toy.image(lab, body, 2), np.diag([2.0, 2.0, 7.0, 1.0]))
+    seg = _segmenter(Ramp().eval())
+    prepared = prepare(im, seg.preprocess)
+    args = (seg.model, prepared, seg.patch_size, seg.device, seg.n_classes, seg.network)
+    a = agnostic_pass(*args, probabilities=True)
+    b = agnostic_pass(*args, probabilities=True, flip_x=True)
+    m = agnostic_pass(*args, probabilities=True, mirror_average=True)
+    np.testing.assert_allclose(m.probabilities, 0.5 * (a.probabilities + b.probabilities), atol=1e-4)
+    assert (a.labels != b.labels).mean() > 0.01 and (m.labels != a.labels).any()
+    np.testing.assert_array_equal(m.labels, m.probabilities.argmax(-1))
+    with pytest.raises(ValueError, match="exclude"):
+        agnostic_pass(*args, flip_x=True, mirror_average=True)
+    tta = dataclasses.replace(seg, mirror_tta=True)
+    labels, probs = tta.predict_full(im, probabilities=True, clean=False)
+    plain_labels, plain_probs = seg.predict_full(im, probabilities=True, clean=False)
+    assert not np.array_equal(labels.data, plain_labels.data)
+    assert not np.allclose(probs.data, plain_probs.data, atol=1e-3)
+    labels_c, rows = tta.predict(im, return_confidence=True, clean=False)
+    np.testing.assert_array_equal(labels_c.data, labels.data)
+    assert rows
+
+
 def test_shipped_bundle_confidence_and_cli_file(toy, tmp_path):
     """The shipped model on a toy volume: labels unchanged by asking for confidence, values in
     [0, 1], one row per label found; ``alsseg segment --confidence`` writes the table."""

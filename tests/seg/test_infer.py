@@ -77,6 +77,21 @@ def test_cli_segment_many_files(tiny_bundle, toy, tmp_path, capsys):
     assert (out / "dseg.tsv").read_text().startswith("index\tname")
 
 
+def test_cli_segment_mirror_tta(tiny_bundle, toy, tmp_path):
+    """`alsseg segment --mirror-tta` writes the labels of a Segmenter with ``mirror_tta``."""
+    from alsseg.cli import main
+    from alsseg.seg.infer import Segmenter
+
+    lab, body = toy.leg_labels(seed=8)
+    img = Image(toy.image(lab, body, 8), np.diag([2.0, 2.0, 7.0, 1.0]))
+    path = save_nifti(img, tmp_path / "sub-08_T1w.nii.gz")
+    assert main(["segment", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle),
+                 "--mirror-tta", "-q"]) == 0
+    written = load_nifti(tmp_path / "out" / "sub-08_T1w_desc-muscles_dseg.nii.gz", dtype=None).data
+    expected = Segmenter.from_bundle(tiny_bundle, mirror_tta=True).predict(img).data
+    np.testing.assert_array_equal(written, expected)
+
+
 @pytest.mark.parametrize("kind", ["empty", "2d", "spacing", "missing"])
 def test_cli_bad_input_one_line_nothing_written(tiny_bundle, tmp_path, capsys, kind):
     from alsseg.cli import main
