@@ -225,18 +225,21 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     if mirror_average:
         other = sliding_logits(model, mirrored(), patch_size, device, context_slices=k, use_context=use)
         stream = _mean_with_mirrored(stream, other)
-    for z0, logits in stream:
-        if flip_x:
-            logits = torch.flip(logits, dims=[2])
-        for i in range(logits.shape[0]):
-            full = restore_logits_slice(logits[i], prepared)
-            labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
-            if probabilities or max_probability:
-                sm = torch.softmax(full, 0)
-                if probs is not None:
-                    probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
-                if pmax is not None:
-                    pmax[:, :, z0 + i] = sm.max(0).values.numpy()
+    # one inference-mode block round the whole pass: two interleaved generators that each enter and
+    # leave inference mode would otherwise leave it switched on for the caller (no gradients after)
+    with torch.inference_mode():
+        for z0, logits in stream:
+            if flip_x:
+                logits = torch.flip(logits, dims=[2])
+            for i in range(logits.shape[0]):
+                full = restore_logits_slice(logits[i], prepared)
+                labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
+                if probabilities or max_probability:
+                    sm = torch.softmax(full, 0)
+                    if probs is not None:
+                        probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
+                    if pmax is not None:
+                        pmax[:, :, z0 + i] = sm.max(0).values.numpy()
     return AgnosticPass(labels, probs, pmax)
 
 

@@ -115,6 +115,8 @@ def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy):
     a = agnostic_pass(*args, probabilities=True)
     b = agnostic_pass(*args, probabilities=True, flip_x=True)
     m = agnostic_pass(*args, probabilities=True, mirror_average=True)
+    # the two interleaved passes leave autograd as they found it (training after a prediction works)
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     np.testing.assert_allclose(m.probabilities, 0.5 * (a.probabilities + b.probabilities), atol=1e-4)
     assert (a.labels != b.labels).mean() > 0.01 and (m.labels != a.labels).any()
     np.testing.assert_array_equal(m.labels, m.probabilities.argmax(-1))
