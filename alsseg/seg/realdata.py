@@ -73,16 +73,15 @@ def pooled_confusion(predicted: dict[str, tuple[Image, Image, Image]], anatomy) 
     n_muscles)`` float — row ``i``: the fraction of muscle ``i + 1``'s manual pixels the model
     labelled as each column (NaN where the muscle is never outlined); ignored (255) pixels are left out.
     """
+    from alsseg.seg.dataset import ignore_label, to_side_agnostic
+
     n = anatomy.n_muscles
     counts = np.zeros((n + 1, n + 1))
-    agnostic = np.zeros(256, np.int64)  # side-specific id -> muscle index (0 = background)
-    for lab in anatomy.labels:
-        agnostic[lab.id] = lab.muscle.index
     for _, truth, pred in predicted.values():
-        t = np.rint(truth.data).astype(np.int64)
-        p = np.rint(pred.data).astype(np.int64)  # predict() answers on the input's grid
-        keep = t != IGNORE_ID
-        np.add.at(counts, (agnostic[t[keep]], agnostic[p[keep]]), 1)
+        t = to_side_agnostic(np.rint(truth.data), anatomy, truth.path)  # 255 -> the ignore class
+        p = to_side_agnostic(np.rint(pred.data), anatomy)  # predict() answers on the input's grid
+        keep = t != ignore_label(anatomy)
+        np.add.at(counts, (t[keep].astype(np.int64), p[keep].astype(np.int64)), 1)
     rows = counts[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         fractions = rows / rows.sum(axis=1, keepdims=True)
