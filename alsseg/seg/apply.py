@@ -74,8 +74,8 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
     model : bundle name or path.
     probabilities : also write ``_desc-muscles_probseg`` (4-D float32, side-agnostic classes).
     confidence : also write ``_desc-muscles_confidence.tsv`` (one row per label found; a second,
-        mirrored network pass; with ``probabilities`` too, a third pass gives the probabilities;
-        ``mirror_tta`` adds one more).
+        mirrored network pass, which ``mirror_tta`` runs anyway; with ``probabilities`` too, one
+        more pass gives the probabilities).
     side : ``"R"``/``"L"`` when only one leg is in the image.
     mirror_tta : average each network's output on the image and on its left-right mirror
         (test-time augmentation, twice the network time; see ``Segmenter``).

@@ -183,17 +183,20 @@ class AgnosticPass:
         labels: ``(X, Y, Z)`` uint8 side-agnostic classes (argmax).
         probabilities: ``(X, Y, Z, C)`` float32 softmax, or None.
         max_probability: ``(X, Y, Z)`` float32 softmax of the winning class, or None.
+        mirrored_labels: ``(X, Y, Z)`` uint8 classes of the mirrored pass alone (the one a
+            ``mirror_average`` pass runs anyway), or None.
     """
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
     max_probability: np.ndarray | None = None
+    mirrored_labels: np.ndarray | None = None
 
 
 def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                   network: NetworkConfig | None = None, *, probabilities: bool = False,
                   max_probability: bool = False, flip_x: bool = False,
-                  mirror_average: bool = False) -> AgnosticPass:
+                  mirror_average: bool = False, mirrored_labels: bool = False) -> AgnosticPass:
     """Side-agnostic classes on the RAS grid from one pass of the network over ``prepared``.
 
     ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window; ``network`` (its
@@ -202,7 +205,9 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     ``flip_x`` mirrors the input left-right before the network and the logits back after it
     (a test-time augmentation: the classes are side-agnostic, so no label changes side).
     ``mirror_average`` runs the network on the input and on its mirror and averages the two
-    softmax outputs slice by slice (twice the network time; no extra memory).
+    softmax outputs slice by slice (twice the network time; no extra memory); with
+    ``mirrored_labels`` it also keeps the mirrored pass's own classes (what a separate ``flip_x``
+    pass would give, without running it).
     """
     import torch
 
@@ -217,41 +222,50 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                                                            network.max_context_spacing_mm)
     if flip_x and mirror_average:
         raise ValueError("flip_x and mirror_average exclude each other")
+    if mirrored_labels and not mirror_average:
+        raise ValueError("mirrored_labels needs mirror_average")
+    mlabels = np.zeros((X, Y, Z), np.uint8) if mirrored_labels else None
     def mirrored():
         return np.ascontiguousarray(prepared.data[::-1])
 
-    stream = sliding_logits(model, mirrored() if flip_x else prepared.data, patch_size, device, context_slices=k,
+    single = sliding_logits(model, mirrored() if flip_x else prepared.data, patch_size, device, context_slices=k,
                             use_context=use)
     if mirror_average:
         other = sliding_logits(model, mirrored(), patch_size, device, context_slices=k, use_context=use)
-        stream = _mean_with_mirrored(stream, other)
+        stream = _mean_with_mirrored(single, other)
+    else:
+        stream = ((z0, logits, None) for z0, logits in single)
     # one inference-mode block round the whole pass: two interleaved generators that each enter and
     # leave inference mode would otherwise leave it switched on for the caller (no gradients after)
     with torch.inference_mode():
-        for z0, logits in stream:
+        for z0, logits, mirrored_logits in stream:
             if flip_x:
                 logits = torch.flip(logits, dims=[2])
             for i in range(logits.shape[0]):
                 full = restore_logits_slice(logits[i], prepared)
                 labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
+                if mlabels is not None:
+                    mlabels[:, :, z0 + i] = restore_logits_slice(mirrored_logits[i], prepared).argmax(0).numpy()
                 if probabilities or max_probability:
                     sm = torch.softmax(full, 0)
                     if probs is not None:
                         probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
                     if pmax is not None:
                         pmax[:, :, z0 + i] = sm.max(0).values.numpy()
-    return AgnosticPass(labels, probs, pmax)
+    return AgnosticPass(labels, probs, pmax, mlabels)
 
 
 def _mean_with_mirrored(straight, mirrored):
-    """``(z0, log of the mean softmax)`` of two :func:`sliding_logits` streams over the same slices,
-    the second over the left-right mirrored volume (flipped back here)."""
+    """``(z0, log of the mean softmax, the mirrored logits flipped back)`` of two
+    :func:`sliding_logits` streams over the same slices, the second over the left-right mirrored
+    volume."""
     import torch
 
     for (z0, a), (z1, b) in zip(straight, mirrored, strict=True):
         assert z0 == z1 and a.shape == b.shape
-        mean = 0.5 * (torch.softmax(a, 1) + torch.softmax(torch.flip(b, dims=[2]), 1))
-        yield z0, torch.log(mean.clamp_min(1e-12))
+        b = torch.flip(b, dims=[2])
+        mean = 0.5 * (torch.softmax(a, 1) + torch.softmax(b, 1))
+        yield z0, torch.log(mean.clamp_min(1e-12)), b
 
 
 @dataclass
@@ -319,17 +333,23 @@ class Segmenter:
     def predict_with_confidence(self, image: Image, *, single_leg_side: str | None = None,
                                 clean: bool = True) -> tuple[Image, list[dict]]:
         """``(labels, confidence rows)``: the labels of :meth:`predict` (same pass, same result) and
-        :func:`alsseg.seg.confidence.confidence_rows` from it and a left-right mirrored pass."""
+        :func:`alsseg.seg.confidence.confidence_rows` from it and a left-right mirrored pass (with
+        ``mirror_tta``, the mirrored half of the averaged pass: two network passes, not three)."""
         from alsseg.seg.confidence import confidence_rows
         from alsseg.seg.preprocess import select_volume
 
         prepared = prepare(image, self.preprocess)
         ras = prepared.ras
         args = (self.model, prepared, self.patch_size, self.device, self.n_classes, self.network)
-        main = agnostic_pass(*args, max_probability=True, mirror_average=self.mirror_tta)
-        mirrored = agnostic_pass(*args, flip_x=True)
+        if self.mirror_tta:  # the averaged pass ran the mirrored one already
+            main = agnostic_pass(*args, max_probability=True, mirror_average=True, mirrored_labels=True)
+            mirrored_labels = main.mirrored_labels
+        else:
+            main = agnostic_pass(*args, max_probability=True)
+            mirrored_labels = agnostic_pass(*args, flip_x=True).labels
+        assert mirrored_labels is not None  # asked for above
         lab = postprocess(main.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
-        lab_m = postprocess(mirrored.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
+        lab_m = postprocess(mirrored_labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         assert main.max_probability is not None  # asked for above
         rows = confidence_rows(lab, main.max_probability, lab_m, self.anatomy)
         ref = select_volume(image, self.preprocess.echo_index)

@@ -89,7 +89,7 @@ def test_mirrored_pass_is_mapped_back(toy):
     assert (a2.labels != b2.labels).mean() > 0.01
 
 
-def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy):
+def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy, monkeypatch):
     """``mirror_average`` = the mean of the straight and the mirrored pass's probabilities, slice by
     slice; a Segmenter with ``mirror_tta`` predicts from it (labels, probabilities, confidence)."""
     import dataclasses
@@ -122,14 +122,24 @@ def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy):
     np.testing.assert_array_equal(m.labels, m.probabilities.argmax(-1))
     with pytest.raises(ValueError, match="exclude"):
         agnostic_pass(*args, flip_x=True, mirror_average=True)
+    with pytest.raises(ValueError, match="needs mirror_average"):
+        agnostic_pass(*args, mirrored_labels=True)
+    kept = agnostic_pass(*args, mirror_average=True, mirrored_labels=True)
+    np.testing.assert_array_equal(kept.mirrored_labels, b.labels)  # what a separate flipped pass gives
+    np.testing.assert_array_equal(kept.labels, m.labels)
     tta = dataclasses.replace(seg, mirror_tta=True)
     labels, probs = tta.predict_full(im, probabilities=True, clean=False)
     plain_labels, plain_probs = seg.predict_full(im, probabilities=True, clean=False)
     assert not np.array_equal(labels.data, plain_labels.data)
     assert not np.allclose(probs.data, plain_probs.data, atol=1e-3)
+    import alsseg.seg.infer as infer
+
+    calls = []
+    real_sliding = infer.sliding_logits
+    monkeypatch.setattr(infer, "sliding_logits", lambda *a, **k: calls.append(1) or real_sliding(*a, **k))
     labels_c, rows = tta.predict(im, return_confidence=True, clean=False)
     np.testing.assert_array_equal(labels_c.data, labels.data)
-    assert rows
+    assert rows and len(calls) == 2  # the confidence's mirrored pass is the averaged pass's own
 
 
 def test_shipped_bundle_confidence_and_cli_file(toy, tmp_path):
