@@ -72,9 +72,20 @@ def split_legs(mask: np.ndarray, affine: np.ndarray, spacing_mm, single_leg_side
     return out
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Index slices of the smallest box holding every True voxel of a non-empty bool mask."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
 def largest_component(mask: np.ndarray, per_slice: bool = False) -> np.ndarray:
     """The largest 3-D connected component (26-connectivity) of a bool ``(X, Y, Z)`` mask, or
-    with ``per_slice`` the largest 2-D component (8-connectivity) of each axial slice."""
+    with ``per_slice`` the largest 2-D component (8-connectivity) of each axial slice.
+
+    Labelled inside the mask's bounding box only (the same components, less work)."""
     from scipy import ndimage
 
     if not mask.any():
@@ -84,22 +95,30 @@ def largest_component(mask: np.ndarray, per_slice: bool = False) -> np.ndarray:
         for z in range(mask.shape[2]):
             out[:, :, z] = largest_component(mask[:, :, z:z + 1])[:, :, 0]
         return out
-    comp, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    box = bounding_box(mask)
+    comp, n = ndimage.label(mask[box], structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return mask
     sizes = np.bincount(comp.ravel())
     sizes[0] = 0
-    return comp == int(np.argmax(sizes))
+    out = np.zeros_like(mask)
+    out[box] = comp == int(np.argmax(sizes))
+    return out
 
 
 def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes of a bool ``(X, Y, Z)`` mask in each axial slice."""
+    """Fill enclosed holes of a bool ``(X, Y, Z)`` mask in each axial slice.
+
+    Each slice is filled inside its mask's bounding box: background on the box's edge touches
+    background outside it, so it is no hole either way, and the result is the full slice's."""
     from scipy import ndimage
 
     out = mask.copy()
     for z in range(mask.shape[2]):
-        if mask[:, :, z].any():
-            out[:, :, z] = ndimage.binary_fill_holes(mask[:, :, z])
+        plane = mask[:, :, z]
+        if plane.any():
+            bx, by = bounding_box(plane)
+            out[bx, by, z] = ndimage.binary_fill_holes(plane[bx, by])
     return out
 
 

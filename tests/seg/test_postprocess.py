@@ -1,9 +1,10 @@
 """Post-processing: left/right from world coordinates, largest component, holes filled."""
 
 import numpy as np
+import pytest
 
 from alsseg.labels import load_anatomy
-from alsseg.seg.postprocess import postprocess, split_legs
+from alsseg.seg.postprocess import bounding_box, fill_holes_slicewise, largest_component, postprocess, split_legs
 
 
 ANAT = load_anatomy()
@@ -74,3 +75,34 @@ def test_far_apart_slices_are_not_connected():
     far = postprocess(agn, aff, (2.0, 2.0, 37.0), ANAT)
     assert (far[:, :, 0] == 1).sum() == 64 and (far[:, :, 1:] == 1).sum() == 200
     assert far[30:32, 16:18, 1].max() == 0  # the speck still goes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cropped_cleaning_equals_the_whole_array(seed):
+    """largest_component and fill_holes_slicewise work inside the mask's bounding box; the
+    result must be what scipy gives on the whole array (random blobs, some touching the edge)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    mask = ndimage.binary_opening(rng.random((40, 36, 5)) < 0.55, iterations=1)
+    mask[:, :, 3] = False  # an empty slice
+    mask[rng.integers(0, 40), :, 4] = True  # a line across the slice, edge to edge
+    x, y = rng.integers(2, 28), rng.integers(2, 24)
+    mask[x:x + 8, y:y + 8, 1] = True
+    mask[x + 2:x + 6, y + 2:y + 6, 1] = False  # a ring: its inside is a hole
+    mask[0:6, 0:6, 2] = True
+    mask[0:4, 0:4, 2] = False  # a ring cut open by the array's corner: no hole
+    comp, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    expected = comp == int(np.argmax(sizes)) if n > 1 else mask
+    np.testing.assert_array_equal(largest_component(mask), expected)
+    filled = np.stack([ndimage.binary_fill_holes(mask[:, :, z]) for z in range(5)], axis=2)
+    assert (filled & ~mask).any()  # the case has holes to fill
+    np.testing.assert_array_equal(fill_holes_slicewise(mask), filled)
+
+
+def test_bounding_box():
+    mask = np.zeros((6, 7, 3), bool)
+    mask[1, 2, 0] = mask[4, 5, 2] = True
+    assert bounding_box(mask) == (slice(1, 5), slice(2, 6), slice(0, 3))
