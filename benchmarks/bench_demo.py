@@ -85,7 +85,6 @@ def main(argv=None) -> int:
         make_cohort(bids, n_als=1, n_controls=1, visits=1, seed=7, progress=False)
         print(f"generated a 2-subject cohort in {time.perf_counter() - t:.1f} s")
     rows = bench_session(bids, work / "session_out", args.repeats, use_model)
-    import numpy as np
     from alsseg.io import load_nifti
 
     s0 = sorted(bids.glob("sub-*/ses-*/anat/*_echo-1_MESE.nii.gz"))[0]

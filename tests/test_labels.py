@@ -1,5 +1,3 @@
-import numpy as np
-import pytest
 
 from alsseg import labels as L
 from alsseg.cli import main

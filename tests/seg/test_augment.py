@@ -1,6 +1,5 @@
 """Augmentation: shapes, label values, determinism, mirror."""
 
-import numpy as np
 import torch
 
 from alsseg.seg.augment import augment_batch

@@ -1,7 +1,6 @@
 """Bundles: export layout and metadata, safe loading (checksum, weights_only), listing."""
 
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -88,7 +87,6 @@ def test_an_ensemble_bundle_averages_its_members(tmp_path, tiny_run):
     a tampered member is refused; the members are listed with their checksums."""
     import json
 
-    import numpy as np
 
     from alsseg.io.errors import InputError
     from alsseg.seg.bundle import export_bundle

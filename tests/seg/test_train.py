@@ -3,10 +3,8 @@
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
-import yaml
 
 from alsseg.io.errors import InputError
 from alsseg.seg.recipe import recipe_from_dict
