@@ -12,9 +12,11 @@ Part 2, anatomical plausibility (alsseg.seg.plausibility) on the unlabelled real
 with the number behind it; rows to ``--out/real_plausibility.tsv``; an overlay PNG per volume
 and model (all MESE slices, every 4th GRE slice).
 
-    python benchmarks/bench_seg_real.py --model lowerleg-unet [--model OTHER] [--mirror-tta] --out bench_real/
+    python benchmarks/bench_seg_real.py --model lowerleg-unet [--model OTHER] [--without-mirror-tta] --out bench_real/
 
-``--mirror-tta`` adds each model once more with left-right mirror test-time augmentation.
+Each model predicts as the product does by default, with left-right mirror test-time
+augmentation; ``--without-mirror-tta`` adds each model once more without it ('MODEL no-tta',
+one network pass), paired against the first.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _tsv(rows: list[dict]) -> str:
     keys = list(rows[0])
-    fmt = lambda v: "n/a" if isinstance(v, float) and np.isnan(v) else str(v)  # noqa: E731
+    def fmt(v) -> str:
+        return "n/a" if isinstance(v, float) and np.isnan(v) else str(v)
+
     return "\t".join(keys) + "\n" + "".join("\t".join(fmt(r[k]) for k in keys) + "\n" for r in rows)
 
 
@@ -43,8 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench_real", help="folder for the TSVs and overlay PNGs")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--skip-volumes", action="store_true", help="only the outlined slices")
-    ap.add_argument("--mirror-tta", action="store_true",
-                    help="also score each model with left-right mirror test-time augmentation ('MODEL +mirror-tta')")
+    ap.add_argument("--without-mirror-tta", action="store_true",
+                    help="also score each model without mirror test-time augmentation ('MODEL no-tta')")
     args = ap.parse_args(argv)
     models = args.model or ["lowerleg-unet"]
 
@@ -62,8 +66,8 @@ def main(argv=None) -> int:
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     segs = {m: Segmenter.from_bundle(m) for m in models}
-    if args.mirror_tta:
-        segs.update({f"{m} +mirror-tta": Segmenter.from_bundle(m, mirror_tta=True) for m in models})
+    if args.without_mirror_tta:
+        segs.update({f"{m} no-tta": Segmenter.from_bundle(m, mirror_tta=False) for m in models})
         models = list(segs)
     anat = next(iter(segs.values())).anatomy
     muscles = [m.abbrev for m in anat.muscles if m.abbrev != "TP"]

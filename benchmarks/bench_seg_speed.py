@@ -4,11 +4,12 @@ A synthetic subject is rendered on a 256 x 256 x 30 grid (1.6 x 1.6 x 7 mm) and 
 NIfTI; then ``alsseg segment`` runs on it (a) in-process (model load + read + predict + write)
 and (b) as a fresh ``alsseg`` process (adds interpreter start and imports). Median of repeats.
 
-    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3 [--device cuda] [--confidence] [--mirror-tta]
+    python benchmarks/bench_seg_speed.py --model lowerleg-unet --repeats 3 [--device cuda] [--confidence] [--without-mirror-tta]
 
-``--confidence`` also times ``alsseg segment --confidence`` (per-muscle confidence: a second,
-mirrored network pass), ``--mirror-tta`` also ``alsseg segment --mirror-tta`` (test-time
-augmentation), alternating with the plain runs so all see the same machine load.
+The default ``alsseg segment`` runs with mirror test-time augmentation (two passes per network).
+``--confidence`` also times ``alsseg segment --confidence`` (per-muscle confidence, from the
+same two passes), ``--without-mirror-tta`` also ``alsseg segment --no-mirror-tta`` (one pass),
+alternating with the default runs so all see the same machine load.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (alsseg segment --threads)")
     ap.add_argument("--device", default="cpu", help="cpu (the target's machine) or cuda")
     ap.add_argument("--confidence", action="store_true", help="also time segment --confidence")
-    ap.add_argument("--mirror-tta", action="store_true", help="also time segment --mirror-tta")
+    ap.add_argument("--without-mirror-tta", action="store_true", help="also time segment --no-mirror-tta")
     args = ap.parse_args(argv)
 
     from alsseg.io import save_nifti
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
 
     from alsseg.cli import main as cli
 
-    modes = [""] + ["--confidence"] * args.confidence + ["--mirror-tta"] * args.mirror_tta
+    modes = [""] + ["--confidence"] * args.confidence + ["--no-mirror-tta"] * args.without_mirror_tta
     t_in = {m: [] for m in modes}
     t_sub = {m: [] for m in modes}
     for r in range(args.repeats):
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
         print(f"| new process `python -m alsseg segment ...{' ' + m if m else ''}` | {np.median(t_sub[m]):.2f} | "
               + ", ".join(f"{t:.2f}" for t in t_sub[m]) + " |")
     for m in modes[1:]:
-        print(f"{m} / plain: in-process {np.median(t_in[m]) / np.median(t_in['']):.2f}x, "
+        print(f"{m} / default: in-process {np.median(t_in[m]) / np.median(t_in['']):.2f}x, "
               f"new process {np.median(t_sub[m]) / np.median(t_sub['']):.2f}x")
     return 0
 

@@ -100,7 +100,8 @@ def _slices_figure(seg, predicted: dict, out: Path) -> None:
         vmax = float(np.percentile(img, 99.5)) or 1.0
         _show(row[0], img, manual, seg.anatomy, f"{name}: manual outlines", vmax)
         _show(row[1], img, pred.to_ras().data[:, :, 0], seg.anatomy,
-              f"{name}: {seg.metadata.get('name', 'model')} {seg.metadata.get('version', '')}", vmax)
+              f"{name}: {seg.metadata.get('name', 'model')} {seg.metadata.get('version', '')}"
+              f"{' (mirror TTA)' if seg.mirror_tta else ''}", vmax)
     fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=70)
@@ -115,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="the shared real data folder")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--slices-out", help="also a PNG of every outlined real slice, manual beside model")
+    ap.add_argument("--mirror-tta", action=argparse.BooleanOptionalAction, default=True,
+                    help="predict as alsseg segment does by default, with mirror test-time augmentation")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
         score_real_slices,
     )
 
-    seg = Segmenter.from_bundle(args.model)
+    seg = Segmenter.from_bundle(args.model, mirror_tta=args.mirror_tta)
     anatomy, data = seg.anatomy, Path(args.data)
     predicted = predict_real_slices(seg, data / "real-calf-slices")  # each slice predicted once, used thrice
     rows = [r for r in score_real_slices(seg, data / "real-calf-slices", predicted)
@@ -154,7 +157,8 @@ def main(argv=None) -> int:
         for ax, (title, im, lb) in zip(row, pair):
             _show(ax, im, lb, anatomy, title, float(np.percentile(im, 99.5)) or 1.0)
     version = seg.metadata.get("version", "?")
-    fig.suptitle(f"{args.model} {version}: known failure modes on real scans\n(chosen by rule; RAS view, "
+    how = "mirror TTA" if args.mirror_tta else "no TTA"
+    fig.suptitle(f"{args.model} {version} ({how}): known failure modes on real scans\n(chosen by rule; RAS view, "
                  "anterior up, subject's right on the image right)", fontsize=9)
     fig.tight_layout()
     out = Path(args.out)

@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--side", default=None, choices=("R", "L"))
     ap.add_argument("--compare", help="another bundle: print its label volumes and its agreement with --model")
+    ap.add_argument("--mirror-tta", action=argparse.BooleanOptionalAction, default=True,
+                    help="both bundles predict with mirror test-time augmentation (default on, as alsseg segment)")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     from alsseg.seg.infer import Segmenter
     from alsseg.seg.overlay import label_rgba
 
-    seg = Segmenter.from_bundle(args.model)
+    seg = Segmenter.from_bundle(args.model, mirror_tta=args.mirror_tta)
     mese = load_mese(args.scan)
     pred = seg.predict(mese.image, single_leg_side=args.side)
     img = mese.image.with_data(mese.image.data[..., 0]).to_ras()
@@ -61,7 +63,8 @@ def main(argv=None) -> int:
         ax.set_title(f"slice {z + 1}", fontsize=9)
     found = sorted(set(np.unique(lab).tolist()) - {0})
     names = ", ".join(seg.anatomy.label_by_id(i).name for i in found)
-    fig.suptitle(f"{args.model} on the real 3 T MESE scan (echo 1, TE 11 ms; RAS view, anterior up, "
+    how = "mirror TTA" if args.mirror_tta else "no TTA"
+    fig.suptitle(f"{args.model} ({how}) on the real 3 T MESE scan (echo 1, TE 11 ms; RAS view, anterior up, "
                  f"subject's right on the image right)\nlabels found: {names}", fontsize=10)
     fig.tight_layout()
     out = Path(args.out)
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     # per-label volumes (and agreement) by the project's own metrics; "truth" is the other bundle
     from alsseg.seg.evaluate import evaluate_labels
 
-    other = (Segmenter.from_bundle(args.compare).predict(mese.image, single_leg_side=args.side).to_ras()
+    other = (Segmenter.from_bundle(args.compare, mirror_tta=args.mirror_tta).predict(mese.image, single_leg_side=args.side).to_ras()
              if args.compare else pred_ras)
     print("| label | " + " | ".join([f"{args.model} ml"] + ([f"{args.compare} ml", "Dice between"] if args.compare else []))
           + " |")

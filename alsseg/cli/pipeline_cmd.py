@@ -16,8 +16,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default="lowerleg-unet",
                    help="segmentation bundle: name under models/ or a path (default: lowerleg-unet)")
-    p.add_argument("--mirror-tta", action="store_true",
-                   help="segment with left-right mirror test-time augmentation (alsseg segment --mirror-tta)")
+    p.add_argument("--mirror-tta", action=argparse.BooleanOptionalAction, default=True,
+                   help="segment with left-right mirror test-time augmentation (default on; alsseg segment "
+                        "--mirror-tta); --no-mirror-tta: one network pass, faster")
     p.add_argument("--no-t1", action="store_true", help="skip the T1 map even where a T1 series exists")
     p.add_argument("--erode", type=int, default=1, metavar="VOX",
                    help="in-plane erosion of each muscle before the T2/FF/T1 statistics (default 1 voxel; 0 = off)")

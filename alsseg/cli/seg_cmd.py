@@ -73,9 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--confidence", action="store_true",
                    help="also write _desc-muscles_confidence.tsv: per-muscle confidence in [0, 1] "
                         "(a second, mirrored network pass)")
-    s.add_argument("--mirror-tta", action="store_true",
+    s.add_argument("--mirror-tta", action=argparse.BooleanOptionalAction, default=True,
                    help="average each network's output on the image and on its left-right mirror (test-time "
-                        "augmentation): a little more accurate on real scans (docs/seg.md), twice the network time")
+                        "augmentation; default on: more accurate on real scans, docs/seg.md); --no-mirror-tta: "
+                        "one pass per network, half the network time")
     s.add_argument("--side", choices=("R", "L"), help="side of the leg when only one leg is in the image")
     s.add_argument("--device", help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     s.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is "

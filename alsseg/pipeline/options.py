@@ -16,7 +16,7 @@ class PipelineOptions:
     ----------
     model : segmentation bundle name (``models/NAME``) or path.
     mirror_tta : segment with left-right mirror test-time augmentation (``Segmenter.mirror_tta``;
-        twice the network time).
+        twice the network time; default on).
     labels_from : take the label map from an existing derivative of the source dataset instead
         of segmenting (e.g. ``"groundtruth"`` → ``derivatives/groundtruth/…_desc-muscles_dseg``);
         ``None`` segments with ``model``.
@@ -36,7 +36,7 @@ class PipelineOptions:
     """
 
     model: str = "lowerleg-unet"
-    mirror_tta: bool = False
+    mirror_tta: bool = True
     labels_from: str | None = None
     fit_t1: bool = True
     mask_margin_vox: int = 2
@@ -52,7 +52,7 @@ class PipelineOptions:
         d = asdict(self)
         d.pop("figures")
         d.pop("threads")
-        if not d["mirror_tta"]:  # a later option: folders written before it existed still resume
+        if not d["mirror_tta"]:  # folders written before the option existed (no TTA) resume with it off
             d.pop("mirror_tta")
         return d
 

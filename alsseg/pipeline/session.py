@@ -40,7 +40,7 @@ class BundleSegmenter:
     worker process.
     """
 
-    def __init__(self, model: str, mirror_tta: bool = False):
+    def __init__(self, model: str, mirror_tta: bool = True):
         self.model = model
         self.mirror_tta = mirror_tta
         self._segmenter: Segmenter | None = None

@@ -63,7 +63,7 @@ def _check_input(img, path) -> None:
 
 def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: str = DEFAULT_MODEL,
                   probabilities: bool = False, confidence: bool = False, side: str | None = None,
-                  mirror_tta: bool = False, device: str | None = None,
+                  mirror_tta: bool = True, device: str | None = None,
                   threads: int | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None) -> list[SegmentedFile]:
     """Segment each image with the bundle ``model`` and write its label map into ``out_dir``.
@@ -78,7 +78,7 @@ def segment_files(images: Sequence[str | Path], out_dir: str | Path, *, model: s
         more pass gives the probabilities).
     side : ``"R"``/``"L"`` when only one leg is in the image.
     mirror_tta : average each network's output on the image and on its left-right mirror
-        (test-time augmentation, twice the network time; see ``Segmenter``).
+        (test-time augmentation, twice the network time; see ``Segmenter``); False: one pass.
     device : ``cpu``, ``cuda``, ``cuda:1`` … (None: a GPU when there is one).
     threads : CPU threads for torch (None: torch's choice).
     log : called with one line per image written.

@@ -21,7 +21,7 @@ from alsseg.io.errors import InputError
 from alsseg.io.nifti import Image
 from alsseg.labels import Anatomy, load_anatomy
 from alsseg.seg.postprocess import postprocess
-from alsseg.seg.preprocess import Prepared, prepare, restore_logits_slice
+from alsseg.seg.preprocess import Prepared, prepare, upsample_logits_slice
 from alsseg.seg.recipe import NetworkConfig, PreprocessConfig
 from alsseg.seg.store import DEFAULT_MODEL
 
@@ -214,9 +214,15 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     from alsseg.seg.slices import uses_context
 
     X, Y, Z = prepared.ras.shape[:3]
+    # outside the crop box the background is certain: class 0, probability 1
+    x0, x1, y0, y1 = prepared.crop
+    box = (slice(x0, x1), slice(y0, y1))
     labels = np.zeros((X, Y, Z), np.uint8)
-    probs = np.zeros((X, Y, Z, n_classes), np.float32) if probabilities else None
-    pmax = np.zeros((X, Y, Z), np.float32) if max_probability else None
+    probs = None
+    if probabilities:
+        probs = np.zeros((X, Y, Z, n_classes), np.float32)
+        probs[..., 0] = 1.0
+    pmax = np.ones((X, Y, Z), np.float32) if max_probability else None
     k = network.context_slices if network is not None else 0
     use = bool(k) and network is not None and uses_context(k, prepared.ras.spacing_mm[2],
                                                            network.max_context_spacing_mm)
@@ -242,16 +248,17 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
             if flip_x:
                 logits = torch.flip(logits, dims=[2])
             for i in range(logits.shape[0]):
-                full = restore_logits_slice(logits[i], prepared)
-                labels[:, :, z0 + i] = full.argmax(0).numpy().astype(np.uint8)
+                z = z0 + i
+                up = upsample_logits_slice(logits[i], prepared)
+                labels[box + (z,)] = up.argmax(0).numpy()
                 if mlabels is not None:
-                    mlabels[:, :, z0 + i] = restore_logits_slice(mirrored_logits[i], prepared).argmax(0).numpy()
+                    mlabels[box + (z,)] = upsample_logits_slice(mirrored_logits[i], prepared).argmax(0).numpy()
                 if probabilities or max_probability:
-                    sm = torch.softmax(full, 0)
+                    sm = torch.softmax(up, 0)
                     if probs is not None:
-                        probs[:, :, z0 + i] = sm.permute(1, 2, 0).numpy()
+                        probs[box + (z,)] = sm.permute(1, 2, 0).numpy()
                     if pmax is not None:
-                        pmax[:, :, z0 + i] = sm.max(0).values.numpy()
+                        pmax[box + (z,)] = sm.max(0).values.numpy()
     return AgnosticPass(labels, probs, pmax, mlabels)
 
 
@@ -273,8 +280,9 @@ class Segmenter:
     """A trained network with everything needed to predict.
 
     Build with :meth:`from_bundle` (a shipped or exported model) or :meth:`from_checkpoint`.
-    ``mirror_tta``: every prediction averages each network's output on the image and on its
-    left-right mirror (test-time augmentation; twice the network time).
+    ``mirror_tta`` (default on): every prediction averages each network's output on the image and
+    on its left-right mirror (test-time augmentation; twice the network time; chosen by the real
+    benchmark, docs/seg.md). False: one pass per network.
     """
 
     model: torch.nn.Module
@@ -284,7 +292,7 @@ class Segmenter:
     anatomy: Anatomy
     device: object = None
     metadata: dict = field(default_factory=dict)
-    mirror_tta: bool = False
+    mirror_tta: bool = True
 
     @property
     def n_classes(self) -> int:
@@ -296,7 +304,7 @@ class Segmenter:
         return list(getattr(self.model, "members", None) or [self.model])
 
     @classmethod
-    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None, mirror_tta: bool = False) -> Segmenter:
+    def from_bundle(cls, name_or_path: str | Path = "lowerleg-unet", device=None, mirror_tta: bool = True) -> Segmenter:
         """Load a bundle by name (``models/NAME``) or path; checksum verified, ``weights_only``;
         ``mirror_tta`` see the class."""
         seg = load_bundle(name_or_path, device=device)
@@ -304,9 +312,11 @@ class Segmenter:
         return seg
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device=None) -> Segmenter:
-        """Load ``RUN/checkpoints/{best,last}.pt`` of a training run."""
-        return load_checkpoint_segmenter(checkpoint, device=device)
+    def from_checkpoint(cls, checkpoint: str | Path, device=None, mirror_tta: bool = True) -> Segmenter:
+        """Load ``RUN/checkpoints/{best,last}.pt`` of a training run; ``mirror_tta`` see the class."""
+        seg = load_checkpoint_segmenter(checkpoint, device=device)
+        seg.mirror_tta = mirror_tta
+        return seg
 
     def predict(self, image: Image, *, single_leg_side: str | None = None, clean: bool = True,
                 return_confidence: bool = False):

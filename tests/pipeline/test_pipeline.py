@@ -201,7 +201,7 @@ def test_segmentation_branch_uses_the_model(tiny_bids, tiny_arrays, tmp_path):
     assert [r.status for r in res] == ["done"] * 3
     assert calls and all(c == (26, 14, 4, 17) for c in calls)  # the 4-D MESE goes to the model
     rec = json.loads((tmp_path / "d/sub-01/ses-01/sub-01_ses-01_alsseg.json").read_text())
-    assert rec["inputs"]["labels"] == "model fake-model"
+    assert rec["inputs"]["labels"] == "model fake-model with mirror TTA"  # the default
     tab = pd.read_csv(tmp_path / "d/sub-01/ses-01/anat/sub-01_ses-01_muscles.tsv", sep="\t", na_values="n/a")
     assert tab[tab.label == 11].iloc[0].t2_water_ms == pytest.approx(29.0, abs=0.5)
 
@@ -305,8 +305,10 @@ def test_bundle_segmenter_loads_on_first_use_and_pickles_without_its_model():
 
 
 def test_mirror_tta_reaches_the_segmenter_from_the_command_line():
-    """`alsseg run/cohort --mirror-tta` → PipelineOptions.mirror_tta (part of the fingerprint, so a
-    resumed run cannot mix the two) → the bundle loaded with Segmenter.mirror_tta, also after pickling."""
+    """`alsseg run/cohort` segment with mirror TTA unless `--no-mirror-tta` → PipelineOptions.mirror_tta
+    (part of the fingerprint, so a resumed run cannot mix the two; off, it is left out, so folders
+    written before the option existed resume with it off) → the bundle loaded with
+    Segmenter.mirror_tta, also after pickling."""
     import argparse
     import pickle
 
@@ -314,10 +316,11 @@ def test_mirror_tta_reaches_the_segmenter_from_the_command_line():
 
     p = argparse.ArgumentParser()
     _add_common(p)
-    opts = _options(p.parse_args(["--mirror-tta"]))
+    opts = _options(p.parse_args([]))
     assert opts.mirror_tta and opts.fingerprint()["mirror_tta"] is True
-    plain = _options(p.parse_args([]))
-    assert not plain.mirror_tta and "mirror_tta" not in plain.fingerprint()  # older output folders resume
-    seg = pickle.loads(pickle.dumps(pipeline.BundleSegmenter(opts.model, opts.mirror_tta)))
-    assert seg._loaded().mirror_tta is True
-    assert pipeline.BundleSegmenter(opts.model)._loaded().mirror_tta is False
+    assert _options(p.parse_args(["--mirror-tta"])) == opts
+    plain = _options(p.parse_args(["--no-mirror-tta"]))
+    assert not plain.mirror_tta and "mirror_tta" not in plain.fingerprint()
+    seg = pickle.loads(pickle.dumps(pipeline.BundleSegmenter(plain.model, plain.mirror_tta)))
+    assert seg._loaded().mirror_tta is False
+    assert pipeline.BundleSegmenter(opts.model)._loaded().mirror_tta is True

@@ -5,20 +5,23 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_bench_seg_dice_runs_with_mirror_tta(tmp_path, capsys):
+@pytest.mark.parametrize("flag, says", [([], "with mirror TTA"), (["--no-mirror-tta"], "without mirror TTA")])
+def test_bench_seg_dice_runs(tmp_path, capsys, flag, says):
     spec = importlib.util.spec_from_file_location("bench_seg_dice", REPO / "benchmarks" / "bench_seg_dice.py")
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        assert mod.main(["--subjects", "1", "--contrasts", "t1w", "--mirror-tta", "--threads", "1",
+        assert mod.main(["--subjects", "1", "--contrasts", "t1w", *flag, "--threads", "1",
                          "--tsv", str(tmp_path / "rows.tsv")]) == 0
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     out = capsys.readouterr().out
-    assert "lowerleg-unet with mirror TTA: Dice on 1 held-out" in out and "| t1w |" in out
+    assert f"lowerleg-unet {says}: Dice on 1 held-out" in out and "| t1w |" in out
     rows = (tmp_path / "rows.tsv").read_text().splitlines()
     assert rows[0].startswith("seed\tcontrast") and len(rows) == 1 + 14  # 7 muscles x 2 legs

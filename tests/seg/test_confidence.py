@@ -127,9 +127,10 @@ def test_mirror_tta_averages_the_straight_and_the_mirrored_softmax(toy, monkeypa
     kept = agnostic_pass(*args, mirror_average=True, mirrored_labels=True)
     np.testing.assert_array_equal(kept.mirrored_labels, b.labels)  # what a separate flipped pass gives
     np.testing.assert_array_equal(kept.labels, m.labels)
-    tta = dataclasses.replace(seg, mirror_tta=True)
+    tta, plain = seg, dataclasses.replace(seg, mirror_tta=False)
+    assert tta.mirror_tta  # the default
     labels, probs = tta.predict_full(im, probabilities=True, clean=False)
-    plain_labels, plain_probs = seg.predict_full(im, probabilities=True, clean=False)
+    plain_labels, plain_probs = plain.predict_full(im, probabilities=True, clean=False)
     assert not np.array_equal(labels.data, plain_labels.data)
     assert not np.allclose(probs.data, plain_probs.data, atol=1e-3)
     import alsseg.seg.infer as infer

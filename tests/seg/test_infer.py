@@ -77,8 +77,10 @@ def test_cli_segment_many_files(tiny_bundle, toy, tmp_path, capsys):
     assert (out / "dseg.tsv").read_text().startswith("index\tname")
 
 
-def test_cli_segment_mirror_tta(tiny_bundle, toy, tmp_path):
-    """`alsseg segment --mirror-tta` writes the labels of a Segmenter with ``mirror_tta``."""
+@pytest.mark.parametrize("flag, tta", [([], True), (["--mirror-tta"], True), (["--no-mirror-tta"], False)])
+def test_cli_segment_mirror_tta(tiny_bundle, toy, tmp_path, flag, tta):
+    """`alsseg segment` writes the labels of a Segmenter with ``mirror_tta`` (the default) unless
+    ``--no-mirror-tta``; on this image the two differ, so the flag cannot be ignored unseen."""
     from alsseg.cli import main
     from alsseg.seg.infer import Segmenter
 
@@ -86,10 +88,12 @@ def test_cli_segment_mirror_tta(tiny_bundle, toy, tmp_path):
     img = Image(toy.image(lab, body, 8), np.diag([2.0, 2.0, 7.0, 1.0]))
     path = save_nifti(img, tmp_path / "sub-08_T1w.nii.gz")
     assert main(["segment", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle),
-                 "--mirror-tta", "-q"]) == 0
+                 *flag, "-q"]) == 0
     written = load_nifti(tmp_path / "out" / "sub-08_T1w_desc-muscles_dseg.nii.gz", dtype=None).data
-    expected = Segmenter.from_bundle(tiny_bundle, mirror_tta=True).predict(img).data
+    expected = Segmenter.from_bundle(tiny_bundle, mirror_tta=tta).predict(img).data
     np.testing.assert_array_equal(written, expected)
+    other = Segmenter.from_bundle(tiny_bundle, mirror_tta=not tta).predict(img).data
+    assert not np.array_equal(written, other)
 
 
 @pytest.mark.parametrize("kind", ["empty", "2d", "spacing", "missing"])

@@ -261,12 +261,12 @@ def test_real_benchmark_with_shipped_bundle(tmp_path, capsys):
     try:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        assert mod.main(["--out", str(tmp_path), "--skip-volumes", "--threads", "1", "--mirror-tta"]) == 0
+        assert mod.main(["--out", str(tmp_path), "--skip-volumes", "--threads", "1", "--without-mirror-tta"]) == 0
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     text = capsys.readouterr().out
     assert "| **mean of 6** |" in text and "machine:" in text
-    # --mirror-tta: the model once more with test-time augmentation, paired against it
-    assert "| lowerleg-unet +mirror-tta | 36 |" in text
+    # --without-mirror-tta: the model once more without test-time augmentation, paired against it
+    assert "| lowerleg-unet no-tta | 36 |" in text
     tsv = (tmp_path / "real_slices_dice.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 2 * 36 and tsv[0].startswith("model\tcase\tslice\tlabel\tmuscle\tside\tdice")
