@@ -5,10 +5,12 @@ ALS-like, each on its own random acquisition grid, rendered in every contrast as
 Prints a table (mean Dice over subjects and both legs, per muscle), the mean and the worst
 muscle per contrast, HD95 and volume error; writes the per-label rows as TSV with ``--tsv``.
 
-    python benchmarks/bench_seg_dice.py --model lowerleg-unet --subjects 6 [--no-mirror-tta]
+    python benchmarks/bench_seg_dice.py --model lowerleg-unet --subjects 6 [--no-mirror-tta] [--no-slice-smoothing]
 
 The bundle predicts as ``alsseg segment`` does by default, with left-right mirror test-time
-augmentation; ``--no-mirror-tta`` predicts with one network pass (``alsseg segment --no-mirror-tta``).
+augmentation and the softmax averaged over neighbouring slices where they are at most 6 mm apart;
+``--no-mirror-tta`` predicts with one network pass (``alsseg segment --no-mirror-tta``),
+``--no-slice-smoothing`` slice by slice (``Segmenter.smooth_slices = False``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--mirror-tta", action=argparse.BooleanOptionalAction, default=True,
                     help="predict with mirror test-time augmentation (default on, as alsseg segment)")
+    ap.add_argument("--slice-smoothing", action=argparse.BooleanOptionalAction, default=True,
+                    help="average the softmax over neighbouring close slices (default on, as alsseg segment)")
     ap.add_argument("--grids-per-subject", type=int, default=0,
                     help="acquisition grids per subject (default: one per contrast; 1 renders every "
                          "contrast on the same grid, to compare contrasts without grid differences)")
@@ -47,6 +51,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     anat = load_anatomy()
     seg = Segmenter.from_bundle(args.model, mirror_tta=args.mirror_tta)
+    seg.smooth_slices = args.slice_smoothing
     contrasts = [c for c in args.contrasts.split(",") if c]
     rows = []
     t0 = time.time()
@@ -59,7 +64,7 @@ def main(argv=None) -> int:
                 rows.append({"seed": s, "contrast": contrast, **r})
     el = time.time() - t0
     muscles = [m.abbrev for m in anat.muscles]
-    print(f"# model {args.model}{' with mirror TTA' if args.mirror_tta else ' without mirror TTA'}: Dice on {args.subjects} held-out synthetic subjects (seeds {args.seed}-"
+    print(f"# model {args.model}{' with mirror TTA' if seg.mirror_tta else ' without mirror TTA'}{'' if seg.smooth_slices else ', no slice smoothing'}: Dice on {args.subjects} held-out synthetic subjects (seeds {args.seed}-"
           f"{args.seed + args.subjects - 1}), both legs; machine {machine()}, torch threads {args.threads}; {el:.0f} s")
     print("| contrast | " + " | ".join(muscles) + " | mean | min | HD95 mm | |vol err| % |")
     print("|---" * (len(muscles) + 5) + "|")

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 SLICE_CHUNK = 8
 #: D-slice windows sent through a 3-D network at once (bounds memory on huge volumes).
 WINDOW_CHUNK = 2
+#: a 2-D network's softmax is averaged over each slice and its two neighbours where slices are at
+#: most this far apart (centre to centre, mm): neighbours then show nearly the same anatomy, and
+#: the average removes slice-to-slice flicker and specks (measured in docs/seg.md; on held-out
+#: synthetic volumes with 6-10 mm slices it changed nothing, so it is not done there).
+SMOOTH_MAX_SLICE_SPACING_MM = 6.0
 
 
 def auto_device():
@@ -196,7 +201,8 @@ class AgnosticPass:
 def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                   network: NetworkConfig | None = None, *, probabilities: bool = False,
                   max_probability: bool = False, flip_x: bool = False,
-                  mirror_average: bool = False, mirrored_labels: bool = False) -> AgnosticPass:
+                  mirror_average: bool = False, mirrored_labels: bool = False,
+                  smooth_slices: bool = False) -> AgnosticPass:
     """Side-agnostic classes on the RAS grid from one pass of the network over ``prepared``.
 
     ``patch_size`` (H, W) or (H, W, D) picks the 2-D or 3-D sliding window; ``network`` (its
@@ -208,6 +214,10 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     softmax outputs slice by slice (twice the network time; no extra memory); with
     ``mirrored_labels`` it also keeps the mirrored pass's own classes (what a separate ``flip_x``
     pass would give, without running it).
+
+    ``smooth_slices`` averages a 2-D network's softmax over each slice and its two neighbours
+    (:func:`_mean_with_neighbours`) when the slices are at most ``SMOOTH_MAX_SLICE_SPACING_MM``
+    apart; farther apart, or for a 3-D network, it does nothing.
     """
     import torch
 
@@ -241,6 +251,9 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
         stream = _mean_with_mirrored(single, other)
     else:
         stream = ((z0, logits, None) for z0, logits in single)
+    if smooth_slices and len(patch_size) == 2 and Z > 1 \
+            and float(prepared.ras.spacing_mm[2]) <= SMOOTH_MAX_SLICE_SPACING_MM:
+        stream = _mean_with_neighbours(stream)
     # one inference-mode block round the whole pass: two interleaved generators that each enter and
     # leave inference mode would otherwise leave it switched on for the caller (no gradients after)
     with torch.inference_mode():
@@ -275,6 +288,32 @@ def _mean_with_mirrored(straight, mirrored):
         yield z0, torch.log(mean.clamp_min(1e-12)), b
 
 
+def _mean_with_neighbours(stream):
+    """A stream of ``(z0, logits (k, C, X', Y'), mirrored logits or None)`` runs of consecutive
+    slices → the same runs with each slice's logits replaced by the log of the mean softmax of the
+    slice and its two neighbours (an end slice stands in for its missing neighbour), the mirrored
+    logits alike. The result does not depend on how the slices are cut into runs."""
+    import torch
+
+    def smooth(p: torch.Tensor, before: torch.Tensor | None, after: torch.Tensor | None) -> torch.Tensor:
+        ext = torch.cat([p[:1] if before is None else before[None], p, p[-1:] if after is None else after[None]])
+        return torch.log(((ext[:-2] + ext[1:-1] + ext[2:]) / 3.0).clamp_min(1e-12))
+
+    pending = None  # the previous run, waiting for the first slice of the next one
+    before: list = [None, None]  # last slice of the run before the pending one (straight, mirrored)
+    for z0, logits, mirrored in stream:
+        probs = [torch.softmax(logits, 1), None if mirrored is None else torch.softmax(mirrored, 1)]
+        if pending is not None:
+            pz, pp = pending
+            yield pz, smooth(pp[0], before[0], probs[0][0]), \
+                None if pp[1] is None else smooth(pp[1], before[1], probs[1][0])
+            before = [pp[0][-1], None if pp[1] is None else pp[1][-1]]
+        pending = (z0, probs)
+    if pending is not None:
+        pz, pp = pending
+        yield pz, smooth(pp[0], before[0], None), None if pp[1] is None else smooth(pp[1], before[1], None)
+
+
 @dataclass
 class Segmenter:
     """A trained network with everything needed to predict.
@@ -282,7 +321,9 @@ class Segmenter:
     Build with :meth:`from_bundle` (a shipped or exported model) or :meth:`from_checkpoint`.
     ``mirror_tta`` (default on): every prediction averages each network's output on the image and
     on its left-right mirror (test-time augmentation; twice the network time; chosen by the real
-    benchmark, docs/seg.md). False: one pass per network.
+    benchmark, docs/seg.md). False: one pass per network. ``smooth_slices`` (default on): a 2-D
+    network's softmax is averaged over neighbouring slices where they are at most
+    ``SMOOTH_MAX_SLICE_SPACING_MM`` apart (see :func:`agnostic_pass`).
     """
 
     model: torch.nn.Module
@@ -293,6 +334,7 @@ class Segmenter:
     device: object = None
     metadata: dict = field(default_factory=dict)
     mirror_tta: bool = True
+    smooth_slices: bool = True
 
     @property
     def n_classes(self) -> int:
@@ -351,12 +393,14 @@ class Segmenter:
         prepared = prepare(image, self.preprocess)
         ras = prepared.ras
         args = (self.model, prepared, self.patch_size, self.device, self.n_classes, self.network)
+        smooth = self.smooth_slices
         if self.mirror_tta:  # the averaged pass ran the mirrored one already
-            main = agnostic_pass(*args, max_probability=True, mirror_average=True, mirrored_labels=True)
+            main = agnostic_pass(*args, max_probability=True, mirror_average=True, mirrored_labels=True,
+                                 smooth_slices=smooth)
             mirrored_labels = main.mirrored_labels
         else:
-            main = agnostic_pass(*args, max_probability=True)
-            mirrored_labels = agnostic_pass(*args, flip_x=True).labels
+            main = agnostic_pass(*args, max_probability=True, smooth_slices=smooth)
+            mirrored_labels = agnostic_pass(*args, flip_x=True, smooth_slices=smooth).labels
         assert mirrored_labels is not None  # asked for above
         lab = postprocess(main.labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
         lab_m = postprocess(mirrored_labels, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)
@@ -374,7 +418,8 @@ class Segmenter:
 
         prepared = prepare(image, self.preprocess)
         passed = agnostic_pass(self.model, prepared, self.patch_size, self.device, self.n_classes, self.network,
-                               probabilities=probabilities, mirror_average=self.mirror_tta)
+                               probabilities=probabilities, mirror_average=self.mirror_tta,
+                               smooth_slices=self.smooth_slices)
         agn, probs = passed.labels, passed.probabilities
         ras = prepared.ras
         lab = postprocess(agn, ras.affine, ras.spacing_mm, self.anatomy, single_leg_side, clean)

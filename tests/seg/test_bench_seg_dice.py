@@ -10,7 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("flag, says", [([], "with mirror TTA"), (["--no-mirror-tta"], "without mirror TTA")])
+@pytest.mark.parametrize("flag, says", [([], "with mirror TTA:"), (["--no-mirror-tta"], "without mirror TTA:"),
+                                        (["--no-slice-smoothing"], "with mirror TTA, no slice smoothing:")])
 def test_bench_seg_dice_runs(tmp_path, capsys, flag, says):
     spec = importlib.util.spec_from_file_location("bench_seg_dice", REPO / "benchmarks" / "bench_seg_dice.py")
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -22,6 +23,6 @@ def test_bench_seg_dice_runs(tmp_path, capsys, flag, says):
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     out = capsys.readouterr().out
-    assert f"lowerleg-unet {says}: Dice on 1 held-out" in out and "| t1w |" in out
+    assert f"lowerleg-unet {says} Dice on 1 held-out" in out and "| t1w |" in out
     rows = (tmp_path / "rows.tsv").read_text().splitlines()
     assert rows[0].startswith("seed\tcontrast") and len(rows) == 1 + 14  # 7 muscles x 2 legs
