@@ -74,7 +74,8 @@ def main(argv=None) -> int:
             pred, conf = seg.predict(image, return_confidence=True)
             rows += _join(conf, slice_dice_rows(pred, truth, seg.anatomy, unscored=UNSCORED_ON_SLICES),
                           set="real", case=name)
-    print(f"# model {args.model} {seg.metadata.get('version', '')}: Spearman rho of per-muscle confidence vs "
+    how = ", mirror TTA" if seg.mirror_tta else ""
+    print(f"# model {args.model} {seg.metadata.get('version', '')}{how}: Spearman rho of per-muscle confidence vs "
           f"Dice (one point per muscle and leg); synthetic: {args.subjects} held-out subjects (seeds {args.seed}-"
           f"{args.seed + args.subjects - 1}) x {len(contrasts)} contrasts; real: {', '.join(REAL_SLICES)} "
           f"(TP unscored); failure = Dice < {args.fail_dice}; flag = seg_confidence < {LOW_CONFIDENCE}")
