@@ -193,25 +193,9 @@ def prepare_labels(labels_ras: np.ndarray, prepared: Prepared) -> np.ndarray:
 
 def upsample_logits_slice(logits, prepared: Prepared):
     """One slice's logits ``(C, X', Y')`` (torch) → ``(C, x1 - x0, y1 - y0)``: the crop box
-    ``prepared.crop`` on the full RAS in-plane grid (bilinear)."""
+    ``prepared.crop`` on the full RAS in-plane grid (bilinear). Outside the box is background."""
     import torch.nn.functional as F
 
     x0, x1, y0, y1 = prepared.crop
     return F.interpolate(logits[None].float(), size=(x1 - x0, y1 - y0), mode="bilinear",
                          align_corners=False)[0]
-
-
-def restore_logits_slice(logits, prepared: Prepared):
-    """One slice's logits ``(C, X', Y')`` (torch) → ``(C, X, Y)`` on the full RAS in-plane grid.
-
-    Outside the crop box the background (channel 0) wins.
-    """
-    import torch
-
-    x0, x1, y0, y1 = prepared.crop
-    X, Y = prepared.ras.shape[:2]
-    up = upsample_logits_slice(logits, prepared)
-    full = torch.full((logits.shape[0], X, Y), -1e4, dtype=up.dtype)
-    full[0] = 1e4
-    full[:, x0:x1, y0:y1] = up
-    return full

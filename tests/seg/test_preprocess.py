@@ -5,7 +5,7 @@ import pytest
 
 from alsseg.io import Image
 from alsseg.io.errors import InputError
-from alsseg.seg.preprocess import prepare, prepare_labels, resample_inplane, restore_logits_slice, select_volume
+from alsseg.seg.preprocess import prepare, prepare_labels, resample_inplane, select_volume, upsample_logits_slice
 from alsseg.seg.recipe import PreprocessConfig
 
 
@@ -39,8 +39,11 @@ def test_logits_round_trip_to_input_grid(toy):
     plab = prepare_labels(agn, p)
     z = 2
     logits = torch.nn.functional.one_hot(torch.from_numpy(plab[:, :, z].astype(np.int64)), 8).permute(2, 0, 1).float()
-    back = restore_logits_slice(logits * 10, p).argmax(0).numpy()
+    back = np.zeros(agn.shape[:2], np.int64)  # outside the crop box: background
+    x0, x1, y0, y1 = p.crop
+    back[x0:x1, y0:y1] = upsample_logits_slice(logits * 10, p).argmax(0).numpy()
     agree = (back == agn[:, :, z]).mean()
+    assert (agn[:, :, z][back == 0] == 0).mean() > 0.95  # the box holds the muscles
     assert agree > 0.95
 
 
