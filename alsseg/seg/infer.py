@@ -20,6 +20,7 @@ import numpy as np
 from alsseg.io.errors import InputError
 from alsseg.io.nifti import Image
 from alsseg.labels import Anatomy, load_anatomy
+from alsseg.seg.blend import mean_with_mirrored, mean_with_neighbours
 from alsseg.seg.postprocess import postprocess
 from alsseg.seg.preprocess import Prepared, prepare, upsample_logits_slice
 from alsseg.seg.recipe import NetworkConfig, PreprocessConfig
@@ -216,7 +217,7 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
     pass would give, without running it).
 
     ``smooth_slices`` averages a 2-D network's softmax over each slice and its two neighbours
-    (:func:`_mean_with_neighbours`) when the slices are at most ``SMOOTH_MAX_SLICE_SPACING_MM``
+    (:func:`alsseg.seg.blend.mean_with_neighbours`) when the slices are at most ``SMOOTH_MAX_SLICE_SPACING_MM``
     apart; farther apart, or for a 3-D network, it does nothing.
     """
     import torch
@@ -248,12 +249,12 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                             use_context=use)
     if mirror_average:
         other = sliding_logits(model, mirrored(), patch_size, device, context_slices=k, use_context=use)
-        stream = _mean_with_mirrored(single, other)
+        stream = mean_with_mirrored(single, other)
     else:
         stream = ((z0, logits, None) for z0, logits in single)
     if smooth_slices and len(patch_size) == 2 and Z > 1 \
             and float(prepared.ras.spacing_mm[2]) <= SMOOTH_MAX_SLICE_SPACING_MM:
-        stream = _mean_with_neighbours(stream)
+        stream = mean_with_neighbours(stream)
     # one inference-mode block round the whole pass: two interleaved generators that each enter and
     # leave inference mode would otherwise leave it switched on for the caller (no gradients after)
     with torch.inference_mode():
@@ -273,45 +274,6 @@ def agnostic_pass(model, prepared: Prepared, patch_size, device, n_classes: int,
                     if pmax is not None:
                         pmax[box + (z,)] = sm.max(0).values.numpy()
     return AgnosticPass(labels, probs, pmax, mlabels)
-
-
-def _mean_with_mirrored(straight, mirrored):
-    """``(z0, log of the mean softmax, the mirrored logits flipped back)`` of two
-    :func:`sliding_logits` streams over the same slices, the second over the left-right mirrored
-    volume."""
-    import torch
-
-    for (z0, a), (z1, b) in zip(straight, mirrored, strict=True):
-        assert z0 == z1 and a.shape == b.shape
-        b = torch.flip(b, dims=[2])
-        mean = 0.5 * (torch.softmax(a, 1) + torch.softmax(b, 1))
-        yield z0, torch.log(mean.clamp_min(1e-12)), b
-
-
-def _mean_with_neighbours(stream):
-    """A stream of ``(z0, logits (k, C, X', Y'), mirrored logits or None)`` runs of consecutive
-    slices → the same runs with each slice's logits replaced by the log of the mean softmax of the
-    slice and its two neighbours (an end slice stands in for its missing neighbour), the mirrored
-    logits alike. The result does not depend on how the slices are cut into runs."""
-    import torch
-
-    def smooth(p: torch.Tensor, before: torch.Tensor | None, after: torch.Tensor | None) -> torch.Tensor:
-        ext = torch.cat([p[:1] if before is None else before[None], p, p[-1:] if after is None else after[None]])
-        return torch.log(((ext[:-2] + ext[1:-1] + ext[2:]) / 3.0).clamp_min(1e-12))
-
-    pending = None  # the previous run, waiting for the first slice of the next one
-    before: list = [None, None]  # last slice of the run before the pending one (straight, mirrored)
-    for z0, logits, mirrored in stream:
-        probs = [torch.softmax(logits, 1), None if mirrored is None else torch.softmax(mirrored, 1)]
-        if pending is not None:
-            pz, pp = pending
-            yield pz, smooth(pp[0], before[0], probs[0][0]), \
-                None if pp[1] is None else smooth(pp[1], before[1], probs[1][0])
-            before = [pp[0][-1], None if pp[1] is None else pp[1][-1]]
-        pending = (z0, probs)
-    if pending is not None:
-        pz, pp = pending
-        yield pz, smooth(pp[0], before[0], None), None if pp[1] is None else smooth(pp[1], before[1], None)
 
 
 @dataclass

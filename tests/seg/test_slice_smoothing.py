@@ -1,4 +1,4 @@
-"""The softmax averaged over neighbouring slices (infer._mean_with_neighbours): the arithmetic,
+"""The softmax averaged over neighbouring slices (alsseg.seg.blend.mean_with_neighbours): the arithmetic,
 independence of how slices are cut into runs, and when agnostic_pass / Segmenter apply it."""
 
 import dataclasses
@@ -25,28 +25,28 @@ def _expected(logits):
 def test_mean_with_neighbours_does_not_depend_on_the_runs(runs):
     import torch
 
-    from alsseg.seg.infer import _mean_with_neighbours
+    from alsseg.seg.blend import mean_with_neighbours
 
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(11, 4, 5, 6, generator=g) * 3
     mirrored = torch.randn(11, 4, 5, 6, generator=g) * 3
     starts = np.cumsum([0] + runs[:-1])
     stream = [(int(z0), logits[z0:z0 + k], mirrored[z0:z0 + k]) for z0, k in zip(starts, runs)]
-    out = list(_mean_with_neighbours(iter(stream)))
+    out = list(mean_with_neighbours(iter(stream)))
     assert [o[0] for o in out] == list(starts) and [o[1].shape[0] for o in out] == runs
     torch.testing.assert_close(torch.cat([o[1] for o in out]), _expected(logits), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.cat([o[2] for o in out]), _expected(mirrored), atol=1e-5, rtol=1e-5)
-    plain = list(_mean_with_neighbours(iter([(z0, a, None) for z0, a, _ in stream])))
+    plain = list(mean_with_neighbours(iter([(z0, a, None) for z0, a, _ in stream])))
     assert all(o[2] is None for o in plain)
 
 
 def test_one_slice_is_left_alone():
     import torch
 
-    from alsseg.seg.infer import _mean_with_neighbours
+    from alsseg.seg.blend import mean_with_neighbours
 
     logits = torch.randn(1, 3, 4, 4)
-    (_, out, _), = _mean_with_neighbours(iter([(0, logits, None)]))
+    (_, out, _), = mean_with_neighbours(iter([(0, logits, None)]))
     torch.testing.assert_close(out, torch.log_softmax(logits, 1), atol=1e-5, rtol=1e-5)
 
 
