@@ -36,7 +36,7 @@ WINDOW_CHUNK = 2
 #: a 2-D network's softmax is averaged over each slice and its two neighbours where slices are at
 #: most this far apart (centre to centre, mm): neighbours then show nearly the same anatomy, and
 #: the average removes slice-to-slice flicker and specks (measured in docs/seg.md; on held-out
-#: synthetic volumes with 6-10 mm slices it changed nothing, so it is not done there).
+#: synthetic volumes with 6-10 mm slices it did not help, so it is not done there).
 SMOOTH_MAX_SLICE_SPACING_MM = 6.0
 
 
