@@ -32,6 +32,9 @@ from _machine import machine  # benchmarks/_machine.py
 REPO = Path(__file__).resolve().parents[1]
 SLICES = ("t1w_a", "t1w_b", "pd")
 SCORED = ("TA", "EDL", "PER", "SOL", "GM", "GL")  # TP is not outlined on these slices
+MODES = {"first": "the first member fine-tuned, scored alone",
+         "rejoin": "the first member fine-tuned and put back into the ensemble (alsseg export --rejoin)",
+         "all": "every member fine-tuned, joined again"}
 
 
 def main(argv=None) -> int:
@@ -43,9 +46,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", help="work folder (default: a temporary one)")
-    ap.add_argument("--members", choices=("first", "all"), default="first",
-                    help="fine-tune the ensemble's first member only (one network), or every member in its "
-                         "own run (alsseg train --init-member K) and score them joined again as an ensemble")
+    ap.add_argument("--members", choices=("first", "rejoin", "all"), default="first",
+                    help="fine-tune the ensemble's first member only and score it alone (one network); the "
+                         "same run put back into the ensemble in its place (alsseg export --rejoin); or "
+                         "every member in its own run (alsseg train --init-member K), joined again")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not data.is_dir():
@@ -96,7 +100,10 @@ def main(argv=None) -> int:
                        "--quiet"]
                 subprocess.run(cmd, check=True)
         minutes[held] = (time.time() - t0) / 60
-        if len(runs) == 1:
+        if args.members == "rejoin":
+            tuned = Segmenter.from_bundle(export_bundle(runs[0], work / f"bundle_{held}_rejoined", name="fewshot",
+                                                        checkpoint="last", rejoin=True))
+        elif len(runs) == 1:
             tuned = load_checkpoint_segmenter(runs[0] / "checkpoints" / "last.pt")
         else:  # the fine-tuned members joined again, as alsseg export --add-member does
             joined = export_bundle(runs[0], work / f"bundle_{held}", name="fewshot", checkpoint="last",
@@ -109,7 +116,7 @@ def main(argv=None) -> int:
     print(machine())
     print(f"few-shot leave-one-out on real-calf-slices, from {args.model}: {args.iterations} iterations or "
           f"{args.minutes} min per fold and member, lr {args.lr}, trained on the two other slices; "
-          f"{'every member fine-tuned, joined again' if n_members > 1 else 'the first member fine-tuned'}")
+          f"{MODES[args.members]}")
     print(f"\n| held-out slice | wall min per fold ({args.threads} threads) | mean Dice before | after |")
     print("|---|---|---|---|")
     for held in SLICES:

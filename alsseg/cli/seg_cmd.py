@@ -104,6 +104,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--add-member", action="append", default=[], metavar="BUNDLE_OR_CHECKPOINT",
                    help="make the bundle an ensemble: add another model's weights (same network and "
                         "preprocessing) as a member; predictions average the members' probabilities")
+    x.add_argument("--rejoin", action="store_true",
+                   help="a run fine-tuned from an ensemble bundle (train --init BUNDLE [--init-member K]): "
+                        "put it back into that ensemble in member K's place, with the bundle's other members "
+                        "(checked by sha256 to be the ones it started from)")
     x.set_defaults(func=run_export)
 
     m = sub.add_parser("models", help="list the model bundles that ship with alsseg")
@@ -193,7 +197,7 @@ def run_export(args) -> int:
         card = Path(args.card).read_text()
     out = Path(args.out) if args.out else MODELS_DIR / args.name
     export_bundle(args.run, out, name=args.name, version=args.version, changelog=args.changelog,
-                  checkpoint=args.checkpoint, model_card=card, extra_members=args.add_member)
+                  checkpoint=args.checkpoint, model_card=card, extra_members=args.add_member, rejoin=args.rejoin)
     print(f"bundle written to {out}")
     return 0
 

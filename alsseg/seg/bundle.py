@@ -29,7 +29,8 @@ from alsseg.seg.store import (DEFAULT_MODEL, MODELS_DIR, WEIGHTS, list_bundles, 
                               resolve_bundle, safe_load_weights, sha256_of)
 
 __all__ = ["DEFAULT_MODEL", "MODELS_DIR", "WEIGHTS", "export_bundle", "list_bundles", "load_run_spec",
-           "network_data_format", "read_metadata", "resolve_bundle", "safe_load_weights", "sha256_of"]
+           "network_data_format", "read_metadata", "rejoined_members", "resolve_bundle", "safe_load_weights",
+           "sha256_of"]
 
 
 def network_data_format(pre: PreprocessConfig, patch_size, anatomy_name: str, context_slices: int = 0) -> dict:
@@ -68,19 +69,53 @@ def _member_state(source: str | Path) -> dict:
     return safe_load_weights(bundle / WEIGHTS, meta.get("sha256", {}).get(WEIGHTS))
 
 
+def rejoined_members(run_dir: str | Path, spec: dict) -> tuple[list[dict], dict]:
+    """The other members of the ensemble bundle a run was fine-tuned from (``alsseg train --init
+    BUNDLE [--init-member K]``): every member but K, in bundle order, checksum-verified.
+
+    Returns ``(state dicts, provenance)``; provenance ``{"bundle", "version", "replaced_member"}``.
+
+    Raises:
+        InputError: the run did not start from a bundle, or does not record its members' sha256
+            (runs from before alsseg recorded them), or the bundle is gone or has changed since.
+    """
+    where = Path(run_dir) / "run.json"
+    init, k, recorded = spec.get("init"), spec.get("init_member"), spec.get("init_sha256")
+    if not init:
+        raise InputError(where, "the run was not fine-tuned from a bundle (no --init); there is nothing to rejoin")
+    if not recorded:
+        raise InputError(where, "does not record the sha256 of the bundle it started from (an older run); "
+                                "join members with --add-member instead")
+    try:
+        bundle = resolve_bundle(init)
+    except InputError:  # a shipped bundle whose install folder moved: found by name, proven by sha256 below
+        bundle = resolve_bundle(Path(init).name)
+    meta = read_metadata(bundle)
+    members = meta.get("alsseg", {}).get("members", [WEIGHTS])
+    now = [meta.get("sha256", {}).get(m) for m in members]
+    if now != recorded:
+        raise InputError(bundle, "is not the bundle the run was fine-tuned from (its members' sha256 "
+                                 "changed since); rejoin needs the same ensemble")
+    states = [safe_load_weights(bundle / m, sha) for i, (m, sha) in enumerate(zip(members, now)) if i != k]
+    return states, {"bundle": str(bundle), "version": meta.get("version"), "replaced_member": k}
+
+
 def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, version: str = "0.1.0",
                   changelog: str = "first release", description: str = "", checkpoint: str = "best",
                   model_card: str | None = None, extra: dict | None = None,
-                  extra_members: list[str | Path] | tuple = ()) -> Path:
+                  extra_members: list[str | Path] | tuple = (), rejoin: bool = False) -> Path:
     """Write a bundle from a training run.
 
     ``extra_members``: further weights (another bundle's folder or name, or a run's checkpoint
     file) of the same network and preprocessing; the bundle is then an ensemble whose prediction
     is the mean of the members' class probabilities (``alsseg.members`` in ``metadata.json``).
+    ``rejoin``: a run fine-tuned from member K of an ensemble bundle goes back into that ensemble
+    in K's place (:func:`rejoined_members`): the run's weights first, then the bundle's other
+    members, then ``extra_members``; recorded as ``alsseg.rejoined``.
 
     Raises:
         InputError: not a run, checkpoint missing, output folder already holds a different bundle
-            version with the same version string.
+            version with the same version string; with ``rejoin``, see :func:`rejoined_members`.
     """
     import numpy
     import torch
@@ -91,6 +126,11 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
     spec = load_run_spec(run_dir)
     ck = run_dir / "checkpoints" / f"{checkpoint}.pt"
     state = safe_load_weights(ck)
+    others = [(str(source), _member_state(source)) for source in extra_members]
+    if rejoin:
+        kept, provenance = rejoined_members(run_dir, spec)
+        others = [(provenance["bundle"], s) for s in kept] + others
+        extra = {**(extra or {}), "rejoined": provenance}
     recipe = recipe_from_dict(spec["recipe"])
     pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
     net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
@@ -105,8 +145,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
     with atomic_path(weights, suffix=".pt") as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
     members = [WEIGHTS]
-    for k, source in enumerate(extra_members, start=1):
-        member_state = _member_state(source)
+    for k, (source, member_state) in enumerate(others, start=1):
         if set(member_state) != set(state) or any(member_state[n].shape != state[n].shape for n in state):
             raise InputError(source, "ensemble member weights do not fit the run's network")
         members.append(f"models/member_{k}.pt")

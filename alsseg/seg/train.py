@@ -35,6 +35,7 @@ from alsseg.io.atomic import atomic_path, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.seg.dataset import RawDataset
 from alsseg.seg.recipe import Recipe
+from alsseg.seg.store import WEIGHTS
 
 if TYPE_CHECKING:
     import torch
@@ -174,6 +175,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
     pre, net = recipe.preprocess, recipe.network
     init_state = None
     init_name = None
+    init_sha256 = None
     if init is not None:
         from alsseg.seg.infer import load_bundle
 
@@ -192,9 +194,14 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         base = members[init_member]
         init_state = {k: v.clone() for k, v in base.state_dict().items()}
         init_name = seg.metadata.get("path", str(init))
+        # the starting bundle's member checksums, so ``alsseg export --rejoin`` can prove it joins the
+        # fine-tuned network with the very ensemble it came from
+        member_files = seg.metadata.get("alsseg", {}).get("members", [WEIGHTS])
+        init_sha256 = [seg.metadata.get("sha256", {}).get(m) for m in member_files]
         recipe = replace(recipe, preprocess=pre, network=net)
     spec = {"recipe": recipe.to_dict(), "recipe_file": str(recipe_path) if recipe_path else None,
             "data": str(Path(data).resolve()), "init": init_name, "init_member": init_member if init else None,
+            "init_sha256": init_sha256,
             "preprocess": asdict(pre),
             "network": json.loads(json.dumps(asdict(net))), "world_size": world,
             "trained_on": {"device": str(torch_device), "world_size": world, "torch": torch.__version__}}

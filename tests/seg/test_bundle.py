@@ -144,3 +144,63 @@ def test_fine_tuning_starts_from_the_chosen_ensemble_member(tmp_path, tiny_run, 
     assert main(["train", "--recipe", str(rfile), "--data", str(ds), "--out", str(tmp_path / "run3"),
                  "--init-member", "1", "-q"]) == 2
     assert "--init-member needs --init" in capsys.readouterr().err
+
+
+def test_rejoin_puts_the_fine_tuned_member_back_in_its_ensemble(tmp_path, tiny_run, capsys):
+    """``alsseg export RUN --rejoin`` of a run fine-tuned from member 1 of a two-member bundle gives
+    a bundle of the run's weights and the untouched member 0; the starting bundle's sha256 are
+    checked: a changed bundle, a run without --init and a run that does not record the checksums
+    are each one line and exit 2, with nothing written."""
+    import shutil
+
+    import torch
+    import yaml
+
+    from alsseg.cli import main
+    from alsseg.seg.infer import Segmenter
+    from alsseg.seg.store import safe_load_weights
+
+    run, ds = tiny_run
+    first = safe_load_weights(run / "checkpoints" / "best.pt")
+    other = {k: (v + 0.5 if v.is_floating_point() else v) for k, v in first.items()}
+    torch.save(other, tmp_path / "other.pt")
+    ens = export_bundle(run, tmp_path / "ens", name="tiny", version="0.3.0", extra_members=[tmp_path / "other.pt"])
+    recipe = yaml.safe_load((run / "run.json").read_text())["recipe"]
+    recipe["train"] = {**recipe["train"], "learning_rate": 1e-3, "iterations": 4, "weight_decay": 0.0}
+    rfile = tmp_path / "r.yaml"
+    rfile.write_text(yaml.safe_dump(recipe))
+    tuned_run = tmp_path / "tuned"
+    assert main(["train", "--recipe", str(rfile), "--data", str(ds), "--init", str(ens), "--init-member", "1",
+                 "--out", str(tuned_run), "-q", "--device", "cpu"]) == 0
+    assert len(json.loads((tuned_run / "run.json").read_text())["init_sha256"]) == 2
+    tuned = safe_load_weights(tuned_run / "checkpoints" / "last.pt")
+    out = tmp_path / "rejoined"
+    assert main(["export", str(tuned_run), "--name", "tiny", "--out", str(out), "--checkpoint", "last",
+                 "--rejoin"]) == 0
+    meta = json.loads((out / "configs" / "metadata.json").read_text())
+    assert meta["alsseg"]["members"] == ["models/model.pt", "models/member_1.pt"]
+    assert meta["alsseg"]["rejoined"] == {"bundle": str(ens), "version": "0.3.0", "replaced_member": 1}
+    nets = Segmenter.from_bundle(out).networks
+    got0, got1 = (n.state_dict() for n in nets)
+    assert all(torch.equal(got0[n], tuned[n]) for n in tuned)  # the fine-tuned network, first
+    assert all(torch.equal(got1[n], first[n]) for n in first)  # member 0, untouched
+    assert not all(torch.equal(tuned[n], other[n]) for n in other if other[n].is_floating_point())
+
+    def refused(run_dir, why):
+        capsys.readouterr()
+        dest = tmp_path / f"refused_{run_dir.name}"
+        assert main(["export", str(run_dir), "--name", "tiny", "--out", str(dest), "--checkpoint", "last",
+                     "--rejoin"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], err
+        assert not dest.exists()
+
+    refused(run, "there is nothing to rejoin")  # trained from scratch
+    old = tmp_path / "old_run"
+    shutil.copytree(tuned_run, old)
+    spec = json.loads((old / "run.json").read_text())
+    del spec["init_sha256"]
+    (old / "run.json").write_text(json.dumps(spec))
+    refused(old, "does not record the sha256")
+    export_bundle(run, ens, name="tiny", version="0.3.1", extra_members=[run / "checkpoints" / "best.pt"])
+    refused(tuned_run, "is not the bundle the run was fine-tuned from")
