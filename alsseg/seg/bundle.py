@@ -131,6 +131,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
         kept, provenance = rejoined_members(run_dir, spec)
         others = [(provenance["bundle"], s) for s in kept] + others
         extra = {**(extra or {}), "rejoined": provenance}
+    for source, member_state in others:  # every member checked before anything is written
+        if set(member_state) != set(state) or any(member_state[n].shape != state[n].shape for n in state):
+            raise InputError(source, "ensemble member weights do not fit the run's network")
     recipe = recipe_from_dict(spec["recipe"])
     pre = recipe_from_dict({"preprocess": spec.get("preprocess") or recipe.to_dict()["preprocess"]}).preprocess
     net = recipe_from_dict({"network": spec.get("network") or recipe.to_dict()["network"]}).network
@@ -145,9 +148,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, *, name: str, versio
     with atomic_path(weights, suffix=".pt") as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
     members = [WEIGHTS]
-    for k, (source, member_state) in enumerate(others, start=1):
-        if set(member_state) != set(state) or any(member_state[n].shape != state[n].shape for n in state):
-            raise InputError(source, "ensemble member weights do not fit the run's network")
+    for k, (_, member_state) in enumerate(others, start=1):
         members.append(f"models/member_{k}.pt")
         with atomic_path(out / members[-1], suffix=".pt") as tmp:
             torch.save({n: v.detach().cpu().contiguous() for n, v in member_state.items()}, tmp)

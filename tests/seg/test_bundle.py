@@ -204,3 +204,13 @@ def test_rejoin_puts_the_fine_tuned_member_back_in_its_ensemble(tmp_path, tiny_r
     refused(old, "does not record the sha256")
     export_bundle(run, ens, name="tiny", version="0.3.1", extra_members=[run / "checkpoints" / "best.pt"])
     refused(tuned_run, "is not the bundle the run was fine-tuned from")
+
+
+def test_a_member_that_does_not_fit_is_refused_before_anything_is_written(tmp_path, tiny_run):
+    run, _ = tiny_run
+    first = safe_load_weights(run / "checkpoints" / "best.pt")
+    name = next(n for n, v in first.items() if v.is_floating_point() and v.ndim > 1)
+    torch.save({**first, name: torch.zeros(3, 3)}, tmp_path / "misfit.pt")
+    with pytest.raises(InputError, match="do not fit the run's network"):
+        export_bundle(run, tmp_path / "out", name="tiny", extra_members=[tmp_path / "misfit.pt"])
+    assert not (tmp_path / "out").exists()
