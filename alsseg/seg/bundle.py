@@ -25,8 +25,8 @@ from alsseg.io.atomic import atomic_path, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.labels import load_anatomy
 from alsseg.seg.recipe import PreprocessConfig, recipe_from_dict
-from alsseg.seg.store import (DEFAULT_MODEL, MODELS_DIR, WEIGHTS, list_bundles, load_run_spec, read_metadata,
-                              resolve_bundle, safe_load_weights, sha256_of)
+from alsseg.seg.store import (DEFAULT_MODEL, MODELS_DIR, WEIGHTS, list_bundles, load_run_spec, member_checksums,
+                              read_metadata, resolve_bundle, safe_load_weights, sha256_of)
 
 __all__ = ["DEFAULT_MODEL", "MODELS_DIR", "WEIGHTS", "export_bundle", "list_bundles", "load_run_spec",
            "network_data_format", "read_metadata", "rejoined_members", "resolve_bundle", "safe_load_weights",
@@ -91,12 +91,11 @@ def rejoined_members(run_dir: str | Path, spec: dict) -> tuple[list[dict], dict]
     except InputError:  # a shipped bundle whose install folder moved: found by name, proven by sha256 below
         bundle = resolve_bundle(Path(init).name)
     meta = read_metadata(bundle)
-    members = meta.get("alsseg", {}).get("members", [WEIGHTS])
-    now = [meta.get("sha256", {}).get(m) for m in members]
-    if now != recorded:
+    members = member_checksums(meta)
+    if [sha for _, sha in members] != recorded:
         raise InputError(bundle, "is not the bundle the run was fine-tuned from (its members' sha256 "
                                  "changed since); rejoin needs the same ensemble")
-    states = [safe_load_weights(bundle / m, sha) for i, (m, sha) in enumerate(zip(members, now)) if i != k]
+    states = [safe_load_weights(bundle / m, sha) for i, (m, sha) in enumerate(members) if i != k]
     return states, {"bundle": str(bundle), "version": meta.get("version"), "replaced_member": k}
 
 

@@ -78,6 +78,13 @@ def read_metadata(bundle: Path) -> dict:
     return meta
 
 
+def member_checksums(meta: dict) -> list[tuple[str, str | None]]:
+    """``(weight file, recorded sha256 or None)`` of each member of a bundle, in bundle order,
+    from its metadata (one member, ``models/model.pt``, when ``alsseg.members`` is absent)."""
+    members = meta.get("alsseg", {}).get("members", [WEIGHTS])
+    return [(m, meta.get("sha256", {}).get(m)) for m in members]
+
+
 def check_metadata(meta: dict, path: Path) -> dict:
     """The ``alsseg`` block of a bundle's metadata, checked field by field (types, ranges, anatomy).
 

@@ -35,7 +35,7 @@ from alsseg.io.atomic import atomic_path, write_text_atomic
 from alsseg.io.errors import InputError
 from alsseg.seg.dataset import RawDataset
 from alsseg.seg.recipe import Recipe
-from alsseg.seg.store import WEIGHTS
+from alsseg.seg.store import member_checksums
 
 if TYPE_CHECKING:
     import torch
@@ -196,8 +196,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, init: str | Path
         init_name = seg.metadata.get("path", str(init))
         # the starting bundle's member checksums, so ``alsseg export --rejoin`` can prove it joins the
         # fine-tuned network with the very ensemble it came from
-        member_files = seg.metadata.get("alsseg", {}).get("members", [WEIGHTS])
-        init_sha256 = [seg.metadata.get("sha256", {}).get(m) for m in member_files]
+        init_sha256 = [sha for _, sha in member_checksums(seg.metadata)]
         recipe = replace(recipe, preprocess=pre, network=net)
     spec = {"recipe": recipe.to_dict(), "recipe_file": str(recipe_path) if recipe_path else None,
             "data": str(Path(data).resolve()), "init": init_name, "init_member": init_member if init else None,

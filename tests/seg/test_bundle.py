@@ -214,3 +214,13 @@ def test_a_member_that_does_not_fit_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(InputError, match="do not fit the run's network"):
         export_bundle(run, tmp_path / "out", name="tiny", extra_members=[tmp_path / "misfit.pt"])
     assert not (tmp_path / "out").exists()
+
+
+def test_member_checksums_in_bundle_order():
+    from alsseg.seg.store import member_checksums
+
+    meta = {"alsseg": {"members": [WEIGHTS, "models/member_1.pt"]},
+            "sha256": {WEIGHTS: "a" * 64, "models/member_1.pt": "b" * 64}}
+    assert member_checksums(meta) == [(WEIGHTS, "a" * 64), ("models/member_1.pt", "b" * 64)]
+    assert member_checksums({"alsseg": {}, "sha256": {WEIGHTS: "c" * 64}}) == [(WEIGHTS, "c" * 64)]
+    assert member_checksums({"alsseg": {"members": ["models/member_9.pt"]}}) == [("models/member_9.pt", None)]
